@@ -1,0 +1,146 @@
+"""Build seeded gymnasium vector envs from a config.
+
+Every vector env uses gymnasium's SAME_STEP autoreset: the step that ends an episode returns the
+first observation of the next one, and the last observation of the finished episode sits in
+``info["final_obs"]`` (needed to bootstrap ``V(s_T)`` when an episode is truncated).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
+
+SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
+
+
+class EnvError(ValueError):
+    """A one-line, actionable error about the environment configuration."""
+
+
+def _resolve_entry_point(env_id: str) -> str:
+    """Turn ``module:Class`` into a registered gymnasium id; leave plain ids unchanged.
+
+    gymnasium itself understands ``module:EnvId`` (import ``module``, then make the registered
+    ``EnvId``); here a ``module:Class`` whose attribute is an ``Env`` subclass is registered
+    under ``rlcamp/<Class>-v0`` so it gets the same wrappers as any registered env.
+    """
+    if ":" not in env_id:
+        return env_id
+    module_name, attr = env_id.split(":", 1)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise EnvError(f"env id {env_id!r}: cannot import module {module_name!r} ({err})") from err
+    target = getattr(module, attr, None)
+    if isinstance(target, type) and issubclass(target, gym.Env):
+        new_id = f"rlcamp/{attr}-v0"
+        if new_id not in gym.registry:
+            gym.register(id=new_id, entry_point=target)
+        return new_id
+    return env_id  # gymnasium's own "module:RegisteredId" form
+
+
+def _check_env_id(env_id: str) -> None:
+    """Raise a one-line error for an unknown id, suggesting close registered names."""
+    if env_id in gym.registry:
+        return
+    close = difflib.get_close_matches(env_id, list(gym.registry), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see gymnasium.pprint_registry()"
+    raise EnvError(f"unknown env id {env_id!r}{hint}")
+
+
+def _check_action_space(env_id: str, space: gym.Space) -> None:
+    if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
+        raise EnvError(
+            f"{env_id} has action space {type(space).__name__}; rlcamp supports {SUPPORTED_ACTION_SPACES}"
+        )
+
+
+def make_single_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """Make one env by id (or ``module:Class``), flattening non-Box observations to a vector."""
+    env_id = _resolve_entry_point(env_id)
+    _check_env_id(env_id)
+    try:
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        env = gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as err:
+        if "mujoco" in str(err).lower():
+            raise EnvError(
+                f"{env_id} needs MuJoCo: install the extra with `pip install -e '.[mujoco]'`"
+            ) from err
+        raise EnvError(f"{env_id}: {err}") from err
+    _check_action_space(env_id, env.action_space)
+    if not isinstance(env.observation_space, gym.spaces.Box):
+        env = gym.wrappers.FlattenObservation(env)
+    return env
+
+
+@dataclass
+class VecEnvFactory:
+    """Config-driven recipe for a seeded vector env (``conf/env/*.yaml`` instantiate this).
+
+    Observation normalization and reward scaling are done by the rollout collector, not here,
+    so their statistics live in the LightningModule's state and travel with the checkpoint.
+    """
+
+    id: str
+    n_envs: int = 1
+    vectorization: str = "sync"
+    normalize_obs: bool = False
+    normalize_reward: bool = False
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+    max_episode_steps: int | None = None
+    nan_policy: str = "raise"
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.n_envs < 1:
+            raise EnvError(f"env.n_envs={self.n_envs}: need at least 1 environment")
+        if self.vectorization not in ("sync", "async"):
+            raise EnvError(f"env.vectorization={self.vectorization!r}: use 'sync' or 'async'")
+        if self.nan_policy not in ("raise", "terminate"):
+            raise EnvError(f"env.nan_policy={self.nan_policy!r}: use 'raise' or 'terminate'")
+
+    def env_fn(self, render_mode: str | None = None) -> Callable[[], gym.Env]:
+        """A thunk that makes one sub-env (what gymnasium's vector envs take)."""
+        kwargs = dict(self.kwargs)
+        if self.max_episode_steps is not None:
+            kwargs["max_episode_steps"] = self.max_episode_steps
+        return lambda: make_single_env(self.id, render_mode=render_mode, **kwargs)
+
+    def spaces(self) -> tuple[gym.Space, gym.Space]:
+        """Observation and action space of one sub-env, from a throwaway instance."""
+        env = self.env_fn()()
+        try:
+            return env.observation_space, env.action_space
+        finally:
+            env.close()
+
+    def __call__(self, seed: int, n_envs: int | None = None) -> gym.vector.VectorEnv:
+        """Build the vector env, reset with sub-env seeds ``seed, seed+1, ...`` on first reset.
+
+        The caller does the first ``reset(seed=seed)``; here the action space is seeded.
+        """
+        n = n_envs or self.n_envs
+        vec_cls = SyncVectorEnv if self.vectorization == "sync" else AsyncVectorEnv
+        env = vec_cls([self.env_fn() for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+        env = RecordEpisodeStatistics(env, buffer_length=100)
+        if isinstance(env.single_action_space, gym.spaces.Box):
+            env = ClipAction(env)
+        env.action_space.seed(seed)
+        return env
+
+
+def final_observations(info: dict[str, Any], mask: np.ndarray) -> np.ndarray:
+    """Stack ``info["final_obs"]`` of the sub-envs selected by ``mask`` into one array."""
+    return np.stack([info["final_obs"][i] for i in np.flatnonzero(mask)])

@@ -1,0 +1,155 @@
+"""Step a vector env with the current policy and record a ``Rollout``."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlcamp.envs.factory import final_observations
+from rlcamp.envs.normalize import RewardScaler
+from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.rollout.buffer import Rollout
+
+
+class NonFiniteEnvError(FloatingPointError):
+    """An env returned a NaN or infinite observation or reward."""
+
+
+@dataclass
+class EpisodeStats:
+    """Returns and lengths of finished episodes (raw rewards, before any scaling)."""
+
+    window: int = 20
+    returns: deque[float] = field(default_factory=deque)
+    lengths: deque[int] = field(default_factory=deque)
+    episodes: int = 0
+
+    def __post_init__(self) -> None:
+        self.returns = deque(self.returns, maxlen=self.window)
+        self.lengths = deque(self.lengths, maxlen=self.window)
+
+    def add(self, returns: np.ndarray, lengths: np.ndarray) -> None:
+        self.returns.extend(returns.tolist())
+        self.lengths.extend(lengths.tolist())
+        self.episodes += len(returns)
+
+    @property
+    def return_mean(self) -> float:
+        return float(np.mean(self.returns)) if self.returns else float("nan")
+
+    @property
+    def length_mean(self) -> float:
+        return float(np.mean(self.lengths)) if self.lengths else float("nan")
+
+
+class RolloutCollector:
+    """Owns the vector env and its current observation between rollouts.
+
+    Stepping follows gymnasium's SAME_STEP autoreset: when a sub-env ends an episode, the
+    observation returned is already the next episode's first one, so no step is wasted or masked.
+    Per step only the actor runs (``ActorCritic.sample``); values and log-probs of the whole
+    rollout are computed afterwards in one batched pass by the algorithm.
+    """
+
+    def __init__(
+        self,
+        env: gym.vector.VectorEnv,
+        n_steps: int,
+        seed: int,
+        device: torch.device,
+        reward_scaler: RewardScaler | None = None,
+        stats_window: int = 20,
+        env_id: str = "env",
+        nan_policy: str = "raise",
+    ) -> None:
+        self.env = env
+        self.n_steps = n_steps
+        self.device = device
+        self.reward_scaler = reward_scaler
+        self.stats = EpisodeStats(window=stats_window)
+        self.env_id = env_id
+        self.nan_policy = nan_policy
+        self.steps_done = 0
+        raw_obs, _ = env.reset(seed=seed)
+        self._raw_obs = np.asarray(raw_obs, dtype=np.float32)
+        self._next_input: torch.Tensor | None = None
+
+    def _check_finite(self, obs: np.ndarray, reward: np.ndarray, step: int) -> np.ndarray:
+        """Raise (or, with ``nan_policy="terminate"``, flag) sub-envs that returned NaN/inf."""
+        bad = ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1) | ~np.isfinite(reward)
+        if bad.any() and self.nan_policy == "raise":
+            i = int(np.flatnonzero(bad)[0])
+            raise NonFiniteEnvError(
+                f"{self.env_id} sub-env {i} returned a non-finite observation or reward at env step "
+                f"{self.steps_done + step}; fix the env or set env.nan_policy=terminate to end such episodes"
+            )
+        return bad
+
+    @torch.no_grad()
+    def collect(self, policy: ActorCritic) -> Rollout:
+        """Run ``n_steps`` steps of all envs and return the recorded ``Rollout``.
+
+        Per-step data goes into preallocated buffers; rewards and done flags are written as numpy
+        into numpy views of CPU tensors (zero-copy), the tensors move to the device once at the end.
+        """
+        T, N, device = self.n_steps, self.env.num_envs, self.device
+        if self._next_input is None:
+            self._next_input = policy.normalize_obs(torch.from_numpy(self._raw_obs).to(device), update=True)
+        obs = self._next_input
+        obs_buf = torch.empty((T, *obs.shape), device=device)
+        actions: torch.Tensor | None = None
+        rewards = np.empty((T, N), dtype=np.float32)
+        dones = np.empty((T, N), dtype=np.float32)
+        noise = policy.head.noise((T, N), device=device)
+        final_obs: list[np.ndarray] = []
+        final_index: list[tuple[int, int]] = []
+        for t in range(T):
+            obs_buf[t] = obs
+            action = policy.sample(obs, noise[t])
+            if actions is None:
+                actions = torch.empty((T, *action.shape), dtype=action.dtype, device=device)
+            actions[t] = action
+            raw_obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy())
+            raw_obs = np.asarray(raw_obs, dtype=np.float32)
+            bad = self._check_finite(raw_obs, reward, t)
+            if bad.any():  # nan_policy=terminate: end those episodes with zero reward
+                reward = np.where(bad, 0.0, reward)
+                terminated = terminated | bad
+                raw_obs[bad] = 0.0
+            done = terminated | truncated
+            rewards[t] = reward
+            dones[t] = done
+            if self.reward_scaler is not None:
+                scaled = self.reward_scaler(torch.from_numpy(rewards[t]).to(device), torch.from_numpy(done).to(device))
+                rewards[t] = scaled.cpu().numpy()
+            bootstrap = truncated & ~terminated
+            if bootstrap.any():
+                final_obs.append(final_observations(info, bootstrap).astype(np.float32))
+                final_index.extend((t, int(i)) for i in np.flatnonzero(bootstrap))
+            if "_episode" in info:
+                finished = info["_episode"]
+                self.stats.add(info["episode"]["r"][finished], info["episode"]["l"][finished])
+            obs = policy.normalize_obs(torch.from_numpy(raw_obs).to(device), update=True)
+        self._next_input = obs
+        self.steps_done += T * N
+        final = (
+            policy.normalize_obs(torch.from_numpy(np.concatenate(final_obs)).to(device))
+            if final_obs
+            else torch.empty((0, *obs.shape[1:]), device=device)
+        )
+        return Rollout(
+            obs=obs_buf,
+            actions=actions,
+            rewards=torch.from_numpy(rewards).to(device),
+            dones=torch.from_numpy(dones).to(device),
+            next_obs=obs,
+            final_obs=final,
+            final_index=torch.tensor(final_index, dtype=torch.long, device=device).reshape(-1, 2),
+        )
+
+    def close(self) -> None:
+        self.env.close()

@@ -1,0 +1,26 @@
+"""Shared fixtures: quiet, headless, offline, single-threaded, and a Hydra config builder."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """Compose ``conf/train.yaml`` with overrides, writing into ``tmp_path``."""
+    from tests.helpers.config import compose_train
+
+    def _make(*overrides: str, output_dir=None):
+        return compose_train(list(overrides), output_dir or tmp_path)
+
+    return _make

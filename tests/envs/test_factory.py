@@ -1,0 +1,63 @@
+"""The vector-env factory: ids, custom envs, seeding and one-line errors."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from rlcamp.envs import EnvError, RunningMeanStd, VecEnvFactory
+
+
+def test_unknown_env_suggests_close_names():
+    with pytest.raises(EnvError, match=r"unknown env id 'CartPol-v1'.*CartPole-v1"):
+        VecEnvFactory(id="CartPol-v1").spaces()
+
+
+def test_unsupported_action_space_names_supported_ones():
+    with pytest.raises(EnvError, match=r"MultiBinary.*Discrete .*Box"):
+        VecEnvFactory(id="tests.helpers.envs:MultiBinaryEnv").spaces()
+
+
+def test_module_class_entry_point():
+    obs_space, act_space = VecEnvFactory(id="tests.helpers.envs:CountingEnv").spaces()
+    assert obs_space.shape == (1,) and isinstance(act_space, gym.spaces.Discrete)
+
+
+def test_bad_n_envs():
+    with pytest.raises(EnvError, match="n_envs=0"):
+        VecEnvFactory(id="CartPole-v1", n_envs=0)
+
+
+def test_sub_envs_get_distinct_reproducible_seeds():
+    factory = VecEnvFactory(id="CartPole-v1", n_envs=3)
+    first, _ = factory(seed=5).reset(seed=5)
+    again, _ = factory(seed=5).reset(seed=5)
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first[0], first[1])
+
+
+def test_box_actions_are_clipped_by_the_env_wrapper():
+    env = VecEnvFactory(id="Pendulum-v1", n_envs=1)(seed=0)
+    env.reset(seed=0)
+    env.step(np.array([[100.0]], dtype=np.float32))
+    assert abs(float(env.unwrapped.envs[0].unwrapped.last_u)) <= 2.0
+
+
+def test_discrete_observations_are_flattened_to_one_hot():
+    obs_space, _ = VecEnvFactory(id="FrozenLake-v1").spaces()
+    assert isinstance(obs_space, gym.spaces.Box) and obs_space.shape == (16,)
+
+
+def test_running_mean_std_matches_numpy():
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(3.0, 2.0, size=(n, 4)) for n in (1, 7, 50, 3)]
+    rms = RunningMeanStd((4,), epsilon=0.0)
+    rms.count.fill_(0.0)
+    import torch
+
+    for b in batches:
+        rms.update(torch.from_numpy(b))
+    data = np.concatenate(batches)
+    np.testing.assert_allclose(rms.mean.numpy(), data.mean(0), rtol=1e-10)
+    np.testing.assert_allclose(rms.var.numpy(), data.var(0), rtol=1e-10)

@@ -1,0 +1,55 @@
+"""Tiny deterministic envs with hand-checkable trajectories."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+
+class CountingEnv(gym.Env):
+    """Observation ``[t]``, reward ``t + 1`` at step ``t`` (0-based), action ignored.
+
+    Terminates after ``horizon`` steps when ``terminate`` (else runs until a TimeLimit truncates).
+    """
+
+    def __init__(self, horizon: int = 3, terminate: bool = True, continuous: bool = False) -> None:
+        self.horizon = horizon
+        self.terminate = terminate
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (1,), np.float32)
+        self.action_space = (
+            gym.spaces.Box(-1.0, 1.0, (2,), np.float32) if continuous else gym.spaces.Discrete(2)
+        )
+        self.t = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.array([0.0], dtype=np.float32), {}
+
+    def step(self, action):
+        reward = float(self.t + 1)
+        self.t += 1
+        terminated = self.terminate and self.t >= self.horizon
+        return np.array([self.t], dtype=np.float32), reward, terminated, False, {}
+
+
+class NaNEnv(CountingEnv):
+    """A CountingEnv whose observation becomes NaN at step ``nan_at``."""
+
+    def __init__(self, nan_at: int = 2) -> None:
+        super().__init__(horizon=100)
+        self.nan_at = nan_at
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.nan_at:
+            obs = np.array([np.nan], dtype=np.float32)
+        return obs, reward, terminated, truncated, info
+
+
+class MultiBinaryEnv(CountingEnv):
+    """An env with an action space rlcamp does not support."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.action_space = gym.spaces.MultiBinary(3)

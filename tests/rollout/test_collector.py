@@ -1,0 +1,106 @@
+"""The collector on a tiny deterministic env: shapes, autoreset, truncation bootstrap."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlcamp.envs import VecEnvFactory
+from rlcamp.nn import ActorCritic
+from rlcamp.rollout import NonFiniteEnvError, RolloutCollector
+
+
+def make_collector(n_steps=7, n_envs=2, **env_kwargs):
+    factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=n_envs, **env_kwargs)
+    obs_space, act_space = factory.spaces()
+    policy = ActorCritic(obs_space, act_space, hidden_sizes=(8,))
+    collector = RolloutCollector(factory(seed=0), n_steps=n_steps, seed=0, device=torch.device("cpu"))
+    return collector, policy
+
+
+def test_shapes_and_dtypes():
+    collector, policy = make_collector()
+    r = collector.collect(policy)
+    assert r.obs.shape == (7, 2, 1)
+    assert r.actions.shape == (7, 2) and r.actions.dtype == torch.long
+    assert r.rewards.shape == r.dones.shape == (7, 2)
+    assert r.next_obs.shape == (2, 1)
+
+
+def test_same_step_autoreset_wastes_no_step():
+    """Horizon 3: obs 0,1,2 then the reset obs 0 right after the terminal step; rewards 1,2,3."""
+    collector, policy = make_collector(kwargs={"horizon": 3})
+    r = collector.collect(policy)
+    np.testing.assert_array_equal(r.obs[:, 0, 0].numpy(), [0, 1, 2, 0, 1, 2, 0])
+    np.testing.assert_array_equal(r.rewards[:, 0].numpy(), [1, 2, 3, 1, 2, 3, 1])
+    np.testing.assert_array_equal(r.dones[:, 0].numpy(), [0, 0, 1, 0, 0, 1, 0])
+    assert len(r.final_index) == 0, "terminations are never bootstrapped"
+    assert collector.stats.episodes == 4  # two envs, two finished episodes each
+    assert collector.stats.return_mean == 6.0
+
+
+def test_truncation_records_final_obs_for_bootstrap():
+    """No termination, TimeLimit 4: steps 3 and 7 are truncations whose final obs is [4]."""
+    collector, policy = make_collector(n_steps=8, kwargs={"terminate": False}, max_episode_steps=4)
+    r = collector.collect(policy)
+    assert r.final_index.tolist() == [[3, 0], [3, 1], [7, 0], [7, 1]]
+    np.testing.assert_array_equal(r.final_obs[:, 0].numpy(), [4, 4, 4, 4])
+    np.testing.assert_array_equal(r.dones[:, 0].numpy(), [0, 0, 0, 1, 0, 0, 0, 1])
+    np.testing.assert_array_equal(r.obs[4, :, 0].numpy(), [0, 0])
+
+
+def test_bootstrap_adds_discounted_value_of_final_obs(make_cfg):
+    from rlcamp.train import build
+
+    cfg = make_cfg(
+        "env.id=tests.helpers.envs:CountingEnv", "+env.kwargs.terminate=false", "env.max_episode_steps=4",
+        "env.n_envs=2", "algo.n_steps=8", "algo.n_minibatches=2", "total_env_steps=16",
+    )
+    module = build(cfg)
+    module.setup("fit")
+    rollout = module.collector.collect(module.policy)
+    with torch.no_grad():
+        rewards = module.bootstrap_truncations(rollout)
+        v_final = module.policy.value(rollout.final_obs)
+    gamma = cfg.algo.gamma
+    torch.testing.assert_close(rewards[3], rollout.rewards[3] + gamma * v_final[:2])
+    torch.testing.assert_close(rewards[:3], rollout.rewards[:3])
+
+
+def test_rollouts_continue_across_calls():
+    collector, policy = make_collector(n_steps=2, kwargs={"horizon": 3})
+    first, second = collector.collect(policy), collector.collect(policy)
+    np.testing.assert_array_equal(first.obs[:, 0, 0].numpy(), [0, 1])
+    np.testing.assert_array_equal(second.obs[:, 0, 0].numpy(), [2, 0])
+
+
+def test_continuous_actions_are_sampled_unclipped_and_env_gets_clipped():
+    factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=2, kwargs={"continuous": True})
+    obs_space, act_space = factory.spaces()
+    policy = ActorCritic(obs_space, act_space, log_std_init=1.0)
+    collector = RolloutCollector(factory(seed=0), n_steps=50, seed=0, device=torch.device("cpu"))
+    r = collector.collect(policy)
+    assert r.actions.shape == (50, 2, 2) and r.actions.abs().max() > 1.0
+
+
+def test_nan_observation_raises_with_env_and_step():
+    factory = VecEnvFactory(id="tests.helpers.envs:NaNEnv", n_envs=2)
+    obs_space, act_space = factory.spaces()
+    policy = ActorCritic(obs_space, act_space)
+    collector = RolloutCollector(factory(seed=0), n_steps=5, seed=0, device=torch.device("cpu"), env_id="NaNEnv")
+    with pytest.raises(NonFiniteEnvError, match=r"NaNEnv sub-env 0 .* env step 1"):
+        collector.collect(policy)
+
+
+def test_observation_normalization_is_applied_and_updated():
+    factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=2, kwargs={"horizon": 5})
+    obs_space, act_space = factory.spaces()
+    policy = ActorCritic(obs_space, act_space, normalize_obs=True)
+    collector = RolloutCollector(factory(seed=0), n_steps=40, seed=0, device=torch.device("cpu"))
+    r = collector.collect(policy)
+    rms = policy.obs_normalizer.rms
+    assert abs(float(rms.mean) - 2.0) < 0.1  # obs cycle 0..4
+    assert r.obs[-5:].abs().max() < 2.0
+    assert isinstance(obs_space, gym.spaces.Box)

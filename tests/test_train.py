@@ -1,0 +1,47 @@
+"""End to end: a short default run writes every output a user and a sweep rely on."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rlcamp.train import train
+
+
+def test_train_writes_summary_metrics_and_checkpoint(make_cfg, tmp_path):
+    cfg = make_cfg("total_env_steps=2048", "callbacks.checkpoint.every_env_steps=1024")
+    summary, module = train(cfg)
+    summary_file = json.loads((tmp_path / "summary.json").read_text())
+    assert summary_file == json.loads(json.dumps(summary))
+    for key in ("algo", "env_id", "seed", "env_steps", "episodes", "ep_return_mean", "wall_seconds", "steps_per_second"):
+        assert key in summary_file
+    assert summary_file["env_steps"] == 2048 and summary_file["env_id"] == "CartPole-v1"
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert len(rows) == 8  # 2048 / (8 envs x 32 steps)
+    for name in ("env_steps", "rollout/ep_return_mean", "rollout/ep_len_mean", "train/policy_loss",
+                 "train/value_loss", "train/entropy", "train/approx_kl", "train/clip_fraction",
+                 "train/explained_variance", "time/sps"):
+        assert name in rows[0], name
+    assert [int(float(r["env_steps"])) for r in rows] == list(range(256, 2049, 256))
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_cli_run_directory_layout(tmp_path):
+    """``rlcamp-train`` writes logs/<task_name>/runs/<timestamp>/ with .hydra/ and summary.json."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rlcamp.train", "total_env_steps=512", "task_name=e2e",
+         f"paths.log_dir={tmp_path}", "callbacks.progress=null"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (run_dir,) = (tmp_path / "e2e" / "runs").iterdir()
+    for name in (".hydra/config.yaml", "metrics.csv", "summary.json", "checkpoints/last.ckpt"):
+        assert (run_dir / name).exists(), name
+    assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 512
+    assert Path(run_dir).name[:4].isdigit()
