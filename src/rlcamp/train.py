@@ -20,6 +20,7 @@ from dotenv import load_dotenv
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.algos.base import OnPolicyAlgorithm
+from rlcamp.utils.build import build
 from rlcamp.utils.instantiate import instantiate_group
 from rlcamp.utils.summary import write_summary
 
@@ -39,14 +40,6 @@ def quiet_libraries() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
 
 
-def build(cfg: DictConfig) -> OnPolicyAlgorithm:
-    """Instantiate the algorithm module (with its env recipe and policy network) from ``cfg``."""
-    env = hydra.utils.instantiate(cfg.env)
-    network = hydra.utils.instantiate(cfg.network)
-    algo = hydra.utils.instantiate(cfg.algo, _partial_=True)
-    return algo(env=env, network=network)
-
-
 def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     """Train one run and write ``summary.json``; returns (summary, module)."""
     quiet_libraries()
@@ -56,6 +49,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     output_dir = Path(cfg.paths.output_dir)
 
     module = build(cfg)
+    module.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)

@@ -88,6 +88,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self._train_metrics: list[Metrics] = []
         self._rollout_metrics: Metrics = {}
         self.last_metrics: dict[str, float] = {}
+        self.run_config: dict[str, Any] | None = None  # the resolved run config, saved in checkpoints
         self._fit_start_time = 0.0
         self._fit_start_steps = 0
 
@@ -303,6 +304,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         stats = self.collector.stats if self.collector is not None else None
         checkpoint["rlcamp"] = {
+            "config": self.run_config,
             "env_steps": self.env_steps,
             "episodes": stats.episodes if stats else 0,
             "episode_window": {
