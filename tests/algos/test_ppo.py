@@ -64,3 +64,16 @@ def test_ppo_learns_pendulum(make_cfg, seed):
     summary, _ = train(make_cfg("env=pendulum", f"seed={seed}", "logger=none", "callbacks=none",
                                 "total_env_steps=150000"))
     assert summary["ep_return_mean"] >= -400, summary
+
+
+def test_first_minibatch_ratio_is_one(make_cfg):
+    """Old log-probs come from the same parameters, so before any step r = 1, KL = 0, nothing clipped."""
+    from rlcamp.train import build
+
+    module = build(make_cfg("~algo_env", "total_env_steps=512"))
+    module.setup("fit")
+    batch = module.collect_rollout()
+    first = next(iter(module.update_batches(batch)))
+    _, metrics = module.compute_loss(first)
+    assert float(metrics["train/approx_kl"]) < 1e-6
+    assert float(metrics["train/clip_fraction"]) == 0.0

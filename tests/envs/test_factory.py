@@ -61,3 +61,17 @@ def test_running_mean_std_matches_numpy():
     data = np.concatenate(batches)
     np.testing.assert_allclose(rms.mean.numpy(), data.mean(0), rtol=1e-10)
     np.testing.assert_allclose(rms.var.numpy(), data.var(0), rtol=1e-10)
+
+
+def test_normalizer_state_round_trips_through_state_dict():
+    import torch
+
+    from rlcamp.envs import RunningNormalizer
+
+    source, target = RunningNormalizer((3,)), RunningNormalizer((3,))
+    source.update(torch.randn(100, 3) * 4 + 2)
+    target.load_state_dict(source.state_dict())
+    x = torch.randn(5, 3)
+    torch.testing.assert_close(target(x), source(x))
+    expected = ((x.double() - source.rms.mean) / torch.sqrt(source.rms.var + 1e-8)).clamp(-10, 10).float()
+    torch.testing.assert_close(source(x), expected)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from rlcamp.envs import VecEnvFactory
+from rlcamp.envs import RewardScaler, VecEnvFactory
 from rlcamp.nn import ActorCritic
 from rlcamp.rollout import NonFiniteEnvError, RolloutCollector
 
@@ -94,13 +93,31 @@ def test_nan_observation_raises_with_env_and_step():
         collector.collect(policy)
 
 
-def test_observation_normalization_is_applied_and_updated():
+def test_observation_normalization_uses_fixed_stats_within_a_rollout_then_updates():
     factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=2, kwargs={"horizon": 5})
     obs_space, act_space = factory.spaces()
     policy = ActorCritic(obs_space, act_space, normalize_obs=True)
     collector = RolloutCollector(factory(seed=0), n_steps=40, seed=0, device=torch.device("cpu"))
-    r = collector.collect(policy)
+    first = collector.collect(policy)
+    np.testing.assert_allclose(first.obs[:5, 0, 0].numpy(), np.arange(5) / np.sqrt(1 + 1e-8), rtol=1e-6)
     rms = policy.obs_normalizer.rms
-    assert abs(float(rms.mean) - 2.0) < 0.1  # obs cycle 0..4
-    assert r.obs[-5:].abs().max() < 2.0
-    assert isinstance(obs_space, gym.spaces.Box)
+    assert abs(float(rms.mean) - 2.0) < 0.05 and abs(float(rms.var) - 2.0) < 0.05  # obs cycle 0..4
+    second = collector.collect(policy)
+    expected = (np.arange(5) - float(rms.mean)) / np.sqrt(float(rms.var) + 1e-8)
+    np.testing.assert_allclose(second.obs[:5, 0, 0].numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_reward_scaling_divides_by_the_std_of_discounted_returns():
+    factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=1, kwargs={"horizon": 2})
+    obs_space, act_space = factory.spaces()
+    policy = ActorCritic(obs_space, act_space)
+    scaler = RewardScaler(gamma=0.5)
+    collector = RolloutCollector(
+        factory(seed=0), n_steps=4, seed=0, device=torch.device("cpu"), reward_scaler=scaler
+    )
+    r = collector.collect(policy)
+    # rewards 1, 2, 1, 2; discounted returns G = 1, 0.5 + 2 = 2.5, 1, 2.5
+    returns = np.array([1.0, 2.5, 1.0, 2.5])
+    n = 4 + 1e-4
+    var = (1.0 * 1e-4 + returns.var() * 4 + returns.mean() ** 2 * 1e-4 * 4 / n) / n  # merged with the prior N(0, 1) of weight 1e-4
+    np.testing.assert_allclose(r.rewards[:, 0].numpy(), np.array([1, 2, 1, 2]) / np.sqrt(var + 1e-8), rtol=1e-5)

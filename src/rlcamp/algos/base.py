@@ -81,7 +81,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             normalize_obs=env.normalize_obs,
             clip_obs=env.clip_obs,
         )
-        self.reward_scaler = RewardScaler(env.n_envs, gamma, env.clip_reward) if env.normalize_reward else None
+        self.reward_scaler = RewardScaler(gamma, env.clip_reward) if env.normalize_reward else None
         self.collector: RolloutCollector | None = None
         self.env_steps = 0
         self._restored_stats: dict[str, Any] | None = None

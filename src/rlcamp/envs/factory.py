@@ -130,10 +130,12 @@ class VecEnvFactory:
         """Build the vector env, reset with sub-env seeds ``seed, seed+1, ...`` on first reset.
 
         The caller does the first ``reset(seed=seed)``; here the action space is seeded.
+        ``copy=False``: observations returned by ``step`` are the vector env's own buffer, valid
+        until the next step (the collector copies what it keeps).
         """
         n = n_envs or self.n_envs
         vec_cls = SyncVectorEnv if self.vectorization == "sync" else AsyncVectorEnv
-        env = vec_cls([self.env_fn() for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP)
+        env = vec_cls([self.env_fn() for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP, copy=False)
         env = RecordEpisodeStatistics(env, buffer_length=100)
         if isinstance(env.single_action_space, gym.spaces.Box):
             env = ClipAction(env)

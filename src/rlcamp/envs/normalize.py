@@ -34,42 +34,54 @@ class RunningMeanStd(nn.Module):
 
 
 class RunningNormalizer(nn.Module):
-    """``clip((x - μ) / sqrt(σ² + ε), ±clip)`` with running μ, σ² (SB3's VecNormalize for obs)."""
+    """``clip((x - μ) / sqrt(σ² + ε), ±clip)`` with running μ, σ² of the raw observations.
+
+    The rollout collector calls ``update`` once per rollout with all of its raw observations, so
+    every step of a rollout is normalized with the same statistics (and the stored network inputs
+    are exactly what the acting policy saw).
+    """
 
     def __init__(self, shape: tuple[int, ...], clip: float = 10.0, epsilon: float = 1e-8) -> None:
         super().__init__()
         self.rms = RunningMeanStd(shape)
         self.clip = clip
         self.epsilon = epsilon
+        # float32 affine form x·s + b of the normalization, derived from the statistics
+        self.register_buffer("scale", torch.ones(shape), persistent=False)
+        self.register_buffer("bias", torch.zeros(shape), persistent=False)
+        self.register_load_state_dict_post_hook(lambda module, _: module._refresh())
+
+    def _refresh(self) -> None:
+        """``s = 1 / sqrt(σ² + ε)``, ``b = -μ·s``, so that ``(x - μ) / sqrt(σ² + ε) = x·s + b``."""
+        inv_std = torch.rsqrt(self.rms.var + self.epsilon)
+        self.scale.copy_(inv_std)
+        self.bias.copy_(-self.rms.mean * inv_std)
 
     def update(self, x: torch.Tensor) -> None:
         self.rms.update(x.reshape(-1, *self.rms.mean.shape))
+        self._refresh()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        std = torch.sqrt(self.rms.var + self.epsilon).to(x.dtype)
-        return torch.clamp((x - self.rms.mean.to(x.dtype)) / std, -self.clip, self.clip)
+        return torch.clamp(torch.addcmul(self.bias, x, self.scale), -self.clip, self.clip)
 
 
 class RewardScaler(nn.Module):
-    """Divide rewards by the running std of the discounted return ``G_t = γ·G_{t-1} + r_t``.
+    """``clip(r_t / sqrt(Var[G] + ε), ±clip)`` with ``G_t = γ·G_{t-1} + r_t`` (reset at episode ends).
 
-    The return accumulator is reset at episode ends; the mean is not subtracted (as in SB3's and
-    gymnasium's reward normalization), so the sign of rewards is kept.
+    The mean is not subtracted (as in SB3's and gymnasium's reward normalization), so the sign of
+    rewards is kept. The collector accumulates ``G`` per step; ``forward`` takes a whole rollout's
+    rewards and returns, merges the returns into the running variance, then scales the rewards.
     """
 
-    def __init__(self, n_envs: int, gamma: float, clip: float = 10.0, epsilon: float = 1e-8) -> None:
+    def __init__(self, gamma: float, clip: float = 10.0, epsilon: float = 1e-8) -> None:
         super().__init__()
         self.rms = RunningMeanStd(())
         self.gamma = gamma
         self.clip = clip
         self.epsilon = epsilon
-        self.register_buffer("returns", torch.zeros(n_envs, dtype=torch.float64))
 
     @torch.no_grad()
-    def forward(self, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
-        """Update with this step's rewards ``[N]`` and return the scaled rewards."""
-        self.returns.mul_(self.gamma).add_(reward)
-        self.rms.update(self.returns)
-        self.returns.masked_fill_(done, 0.0)
-        scaled = reward / torch.sqrt(self.rms.var + self.epsilon)
-        return torch.clamp(scaled, -self.clip, self.clip).to(reward.dtype)
+    def forward(self, rewards: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
+        self.rms.update(returns.reshape(-1))
+        scaled = rewards / torch.sqrt(self.rms.var + self.epsilon)
+        return torch.clamp(scaled, -self.clip, self.clip).to(rewards.dtype)

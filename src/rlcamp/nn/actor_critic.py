@@ -54,14 +54,10 @@ class ActorCritic(nn.Module):
     def is_discrete(self) -> bool:
         return isinstance(self.action_space, gym.spaces.Discrete)
 
-    def normalize_obs(self, raw_obs: torch.Tensor, update: bool = False) -> torch.Tensor:
-        """Flatten raw observations and apply (optionally updating) the running normalization."""
+    def normalize_obs(self, raw_obs: torch.Tensor) -> torch.Tensor:
+        """Network input of raw observations: flattened, then normalized if normalization is on."""
         obs = raw_obs.reshape(*raw_obs.shape[: raw_obs.dim() - len(self.observation_space.shape)], -1).float()
-        if self.obs_normalizer is None:
-            return obs
-        if update:
-            self.obs_normalizer.update(obs)
-        return self.obs_normalizer(obs)
+        return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
 
     def actor_params(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits (Discrete) or the Gaussian mean (Box)."""

@@ -75,8 +75,8 @@ class RolloutCollector:
         self.nan_policy = nan_policy
         self.steps_done = 0
         raw_obs, _ = env.reset(seed=seed)
-        self._raw_obs = np.asarray(raw_obs, dtype=np.float32)
-        self._next_input: torch.Tensor | None = None
+        self._raw_obs = np.array(raw_obs, dtype=np.float32)
+        self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
 
     def _check_finite(self, obs: np.ndarray, reward: np.ndarray, step: int) -> np.ndarray:
         """Raise (or, with ``nan_policy="terminate"``, flag) sub-envs that returned NaN/inf."""
@@ -93,28 +93,32 @@ class RolloutCollector:
     def collect(self, policy: ActorCritic) -> Rollout:
         """Run ``n_steps`` steps of all envs and return the recorded ``Rollout``.
 
-        Per-step data goes into preallocated buffers; rewards and done flags are written as numpy
-        into numpy views of CPU tensors (zero-copy), the tensors move to the device once at the end.
+        Per-step data goes into preallocated buffers (rewards and done flags as numpy, moved to the
+        device once at the end). Normalization statistics stay fixed during the rollout and are
+        updated from it at the end: observation statistics from the raw observations, reward
+        scaling from the discounted returns ``G_t = γ·G_{t-1} + r_t`` accumulated here.
         """
         T, N, device = self.n_steps, self.env.num_envs, self.device
-        if self._next_input is None:
-            self._next_input = policy.normalize_obs(torch.from_numpy(self._raw_obs).to(device), update=True)
-        obs = self._next_input
+        obs = policy.normalize_obs(torch.from_numpy(self._raw_obs).to(device))
         obs_buf = torch.empty((T, *obs.shape), device=device)
+        raw_buf = np.empty((T, *self._raw_obs.shape), dtype=np.float32) if policy.obs_normalizer else None
         actions: torch.Tensor | None = None
         rewards = np.empty((T, N), dtype=np.float32)
         dones = np.empty((T, N), dtype=np.float32)
+        returns = np.empty((T, N), dtype=np.float32) if self.reward_scaler else None
         noise = policy.head.noise((T, N), device=device)
         final_obs: list[np.ndarray] = []
         final_index: list[tuple[int, int]] = []
         for t in range(T):
             obs_buf[t] = obs
+            if raw_buf is not None:
+                raw_buf[t] = self._raw_obs
             action = policy.sample(obs, noise[t])
             if actions is None:
                 actions = torch.empty((T, *action.shape), dtype=action.dtype, device=device)
             actions[t] = action
             raw_obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy())
-            raw_obs = np.asarray(raw_obs, dtype=np.float32)
+            raw_obs = np.array(raw_obs, dtype=np.float32)  # a copy: the env reuses its buffer
             bad = self._check_finite(raw_obs, reward, t)
             if bad.any():  # nan_policy=terminate: end those episodes with zero reward
                 reward = np.where(bad, 0.0, reward)
@@ -123,9 +127,10 @@ class RolloutCollector:
             done = terminated | truncated
             rewards[t] = reward
             dones[t] = done
-            if self.reward_scaler is not None:
-                scaled = self.reward_scaler(torch.from_numpy(rewards[t]).to(device), torch.from_numpy(done).to(device))
-                rewards[t] = scaled.cpu().numpy()
+            if returns is not None:
+                self._discounted_return = self._discounted_return * self.reward_scaler.gamma + reward
+                returns[t] = self._discounted_return
+                self._discounted_return[done] = 0.0
             bootstrap = truncated & ~terminated
             if bootstrap.any():
                 final_obs.append(final_observations(info, bootstrap).astype(np.float32))
@@ -133,18 +138,23 @@ class RolloutCollector:
             if "_episode" in info:
                 finished = info["_episode"]
                 self.stats.add(info["episode"]["r"][finished], info["episode"]["l"][finished])
-            obs = policy.normalize_obs(torch.from_numpy(raw_obs).to(device), update=True)
-        self._next_input = obs
+            self._raw_obs = raw_obs
+            obs = policy.normalize_obs(torch.from_numpy(raw_obs).to(device))
         self.steps_done += T * N
         final = (
             policy.normalize_obs(torch.from_numpy(np.concatenate(final_obs)).to(device))
             if final_obs
             else torch.empty((0, *obs.shape[1:]), device=device)
         )
+        rewards_t = torch.from_numpy(rewards).to(device)
+        if self.reward_scaler is not None:
+            rewards_t = self.reward_scaler(rewards_t, torch.from_numpy(returns).to(device))
+        if raw_buf is not None:
+            policy.obs_normalizer.update(torch.from_numpy(raw_buf).to(device))
         return Rollout(
             obs=obs_buf,
             actions=actions,
-            rewards=torch.from_numpy(rewards).to(device),
+            rewards=rewards_t,
             dones=torch.from_numpy(dones).to(device),
             next_obs=obs,
             final_obs=final,
