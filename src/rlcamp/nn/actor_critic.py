@@ -49,6 +49,7 @@ class ActorCritic(nn.Module):
         if ortho_init:
             orthogonal_init(self.value_head, 1.0)
         self.shared = shared
+        self.activation = activation
 
     @property
     def is_discrete(self) -> bool:

@@ -12,6 +12,7 @@ import torch
 from rlcamp.envs.factory import final_observations
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.buffer import Rollout
 
 
@@ -51,8 +52,9 @@ class RolloutCollector:
 
     Stepping follows gymnasium's SAME_STEP autoreset: when a sub-env ends an episode, the
     observation returned is already the next episode's first one, so no step is wasted or masked.
-    Per step only the actor runs (``ActorCritic.sample``); values and log-probs of the whole
-    rollout are computed afterwards in one batched pass by the algorithm.
+    Per step only the actor runs (``rollout_actor``: ``ActorCritic.normalize_obs`` and
+    ``ActorCritic.sample`` in numpy); values and log-probs of the whole rollout are computed
+    afterwards in one batched pass by the algorithm.
     """
 
     def __init__(
@@ -93,31 +95,29 @@ class RolloutCollector:
     def collect(self, policy: ActorCritic) -> Rollout:
         """Run ``n_steps`` steps of all envs and return the recorded ``Rollout``.
 
-        Per-step data goes into preallocated buffers (rewards and done flags as numpy, moved to the
-        device once at the end). Normalization statistics stay fixed during the rollout and are
-        updated from it at the end: observation statistics from the raw observations, reward
-        scaling from the discounted returns ``G_t = γ·G_{t-1} + r_t`` accumulated here.
+        The actor runs per step through a numpy snapshot of the policy (``rollout_actor``) and
+        everything is written into preallocated numpy buffers, moved to the policy's device once at
+        the end. Normalization statistics stay fixed during the rollout and are updated from it at
+        the end: observation statistics from the raw observations, reward scaling from the
+        discounted returns ``G_t = γ·G_{t-1} + r_t`` accumulated here.
         """
         T, N, device = self.n_steps, self.env.num_envs, self.device
-        obs = policy.normalize_obs(torch.from_numpy(self._raw_obs).to(device))
-        obs_buf = torch.empty((T, *obs.shape), device=device)
+        act = rollout_actor(policy)
+        noise = policy.head.noise((T, N)).numpy()
+        obs_dim = int(np.prod(policy.observation_space.shape))
+        obs_buf = np.empty((T, N, obs_dim), dtype=np.float32)
         raw_buf = np.empty((T, *self._raw_obs.shape), dtype=np.float32) if policy.obs_normalizer else None
-        actions: torch.Tensor | None = None
+        actions = np.empty((T, N), dtype=np.int64) if policy.is_discrete else np.empty(noise.shape, dtype=np.float32)
         rewards = np.empty((T, N), dtype=np.float32)
         dones = np.empty((T, N), dtype=np.float32)
         returns = np.empty((T, N), dtype=np.float32) if self.reward_scaler else None
-        noise = policy.head.noise((T, N), device=device)
         final_obs: list[np.ndarray] = []
         final_index: list[tuple[int, int]] = []
         for t in range(T):
-            obs_buf[t] = obs
+            obs_buf[t], actions[t] = act(self._raw_obs, noise[t])
             if raw_buf is not None:
                 raw_buf[t] = self._raw_obs
-            action = policy.sample(obs, noise[t])
-            if actions is None:
-                actions = torch.empty((T, *action.shape), dtype=action.dtype, device=device)
-            actions[t] = action
-            raw_obs, reward, terminated, truncated, info = self.env.step(action.cpu().numpy())
+            raw_obs, reward, terminated, truncated, info = self.env.step(actions[t])
             raw_obs = np.array(raw_obs, dtype=np.float32)  # a copy: the env reuses its buffer
             bad = self._check_finite(raw_obs, reward, t)
             if bad.any():  # nan_policy=terminate: end those episodes with zero reward
@@ -139,24 +139,24 @@ class RolloutCollector:
                 finished = info["_episode"]
                 self.stats.add(info["episode"]["r"][finished], info["episode"]["l"][finished])
             self._raw_obs = raw_obs
-            obs = policy.normalize_obs(torch.from_numpy(raw_obs).to(device))
         self.steps_done += T * N
-        final = (
-            policy.normalize_obs(torch.from_numpy(np.concatenate(final_obs)).to(device))
-            if final_obs
-            else torch.empty((0, *obs.shape[1:]), device=device)
-        )
-        rewards_t = torch.from_numpy(rewards).to(device)
+
+        def to_device(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(device)
+
+        next_obs = policy.normalize_obs(to_device(self._raw_obs))
+        final = policy.normalize_obs(to_device(np.concatenate(final_obs))) if final_obs else next_obs[:0]
+        rewards_t = to_device(rewards)
         if self.reward_scaler is not None:
-            rewards_t = self.reward_scaler(rewards_t, torch.from_numpy(returns).to(device))
+            rewards_t = self.reward_scaler(rewards_t, to_device(returns))
         if raw_buf is not None:
-            policy.obs_normalizer.update(torch.from_numpy(raw_buf).to(device))
+            policy.obs_normalizer.update(to_device(raw_buf))
         return Rollout(
-            obs=obs_buf,
-            actions=actions,
+            obs=to_device(obs_buf),
+            actions=to_device(actions),
             rewards=rewards_t,
-            dones=torch.from_numpy(dones).to(device),
-            next_obs=obs,
+            dones=to_device(dones),
+            next_obs=next_obs,
             final_obs=final,
             final_index=torch.tensor(final_index, dtype=torch.long, device=device).reshape(-1, 2),
         )
