@@ -60,9 +60,10 @@ def test_ppo_solves_cartpole_within_100k_steps(make_cfg, seed):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2])
 def test_ppo_learns_pendulum(make_cfg, seed):
-    """Random policy ≈ -1200; tuned PPO passes -400 by 150k steps (measured, see docs/benchmarks.md)."""
+    """A random policy scores about -1200; tuned PPO (conf/algo_env/ppo_pendulum.yaml) measured
+    -157, -167, -194 on seeds 1, 2, 3 at 100k steps, so -400 leaves a margin of 200+."""
     summary, _ = train(make_cfg("env=pendulum", f"seed={seed}", "logger=none", "callbacks=none",
-                                "total_env_steps=150000"))
+                                "total_env_steps=100000"))
     assert summary["ep_return_mean"] >= -400, summary
 
 
