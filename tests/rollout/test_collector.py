@@ -121,3 +121,23 @@ def test_reward_scaling_divides_by_the_std_of_discounted_returns():
     n = 4 + 1e-4
     var = (1.0 * 1e-4 + returns.var() * 4 + returns.mean() ** 2 * 1e-4 * 4 / n) / n  # merged with the prior N(0, 1) of weight 1e-4
     np.testing.assert_allclose(r.rewards[:, 0].numpy(), np.array([1, 2, 1, 2]) / np.sqrt(var + 1e-8), rtol=1e-5)
+
+
+def test_async_vectorization_records_the_same_rollout_as_sync():
+    def run(vectorization):
+        factory = VecEnvFactory(
+            id="tests.helpers.envs:CountingEnv", n_envs=2, vectorization=vectorization,
+            kwargs={"terminate": False}, max_episode_steps=3,
+        )
+        obs_space, act_space = factory.spaces()
+        torch.manual_seed(0)
+        policy = ActorCritic(obs_space, act_space)
+        collector = RolloutCollector(factory(seed=0), n_steps=7, seed=0, device=torch.device("cpu"))
+        try:
+            return collector.collect(policy)
+        finally:
+            collector.close()
+
+    sync, asynchronous = run("sync"), run("async")
+    for name in ("obs", "actions", "rewards", "dones", "final_obs", "final_index"):
+        torch.testing.assert_close(getattr(asynchronous, name), getattr(sync, name))
