@@ -98,9 +98,16 @@ def time_to_solve(seed: int, tmp: str) -> tuple[float, int] | None:
 
     module = build(cfg)
     trainer = pl.Trainer(
-        accelerator="cpu", devices=1, max_epochs=-1, logger=False, callbacks=[timer],
-        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
-        num_sanity_val_steps=0, limit_val_batches=0,
+        accelerator="cpu",
+        devices=1,
+        max_epochs=-1,
+        logger=False,
+        callbacks=[timer],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
     )
     trainer.fit(module)
     return timer.solved_at
@@ -114,8 +121,14 @@ def sb3_sps(env_id: str, steps: int, seed: int, cleanrl_cartpole: bool) -> float
 
     if cleanrl_cartpole:
         env = make_vec_env(env_id, n_envs=4, seed=seed)
-        kwargs = dict(n_steps=128, batch_size=128, n_epochs=4, learning_rate=lambda f: 2.5e-4 * f,
-                      ent_coef=0.01, clip_range_vf=0.2)
+        kwargs = dict(
+            n_steps=128,
+            batch_size=128,
+            n_epochs=4,
+            learning_rate=lambda f: 2.5e-4 * f,
+            ent_coef=0.01,
+            clip_range_vf=0.2,
+        )
     else:
         env = VecNormalize(make_vec_env(env_id, n_envs=1, seed=seed))
         kwargs = dict(n_steps=2048, batch_size=64, n_epochs=10, learning_rate=3e-4, clip_range_vf=0.2)
@@ -148,7 +161,9 @@ def main() -> None:
     results: dict[str, float] = {}
     rows = []
 
-    cases = [("CartPole-v1 (CleanRL ppo.py settings)", CARTPOLE_CLEANRL, args.cartpole_steps, "CartPole-v1", True)]
+    cases = [
+        ("CartPole-v1 (CleanRL ppo.py settings)", CARTPOLE_CLEANRL, args.cartpole_steps, "CartPole-v1", True)
+    ]
     if not args.skip_hopper:
         cases.append(("Hopper-v5 (PPO paper settings)", HOPPER_PAPER, args.hopper_steps, "Hopper-v5", False))
     for label, overrides, steps, env_id, cleanrl in cases:
@@ -170,14 +185,17 @@ def main() -> None:
     results["solve_env_steps"] = median([float(n) for _, n in solved])
     results["solved_runs"] = len(solved)
 
-    header = ["setting", "PPO train steps/s", "raw env steps/s", "train/raw"] + (["SB3 PPO steps/s (ours/SB3)"] if args.sb3 else [])
+    header = ["setting", "PPO train steps/s", "raw env steps/s", "train/raw"] + (
+        ["SB3 PPO steps/s (ours/SB3)"] if args.sb3 else []
+    )
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(
-        f"\nDefault run (tuned CartPole): mean return {SOLVED:.0f} reached in {results['solve_seconds']:.1f} s "
-        f"(median over {len(solved)}/{len(seeds)} seeds that reached it), at ~{results['solve_env_steps']:,.0f} env steps"
+        f"\nDefault run (tuned CartPole): mean return {SOLVED:.0f} reached in "
+        f"{results['solve_seconds']:.1f} s (median over {len(solved)}/{len(seeds)} seeds that reached it), "
+        f"at ~{results['solve_env_steps']:,.0f} env steps"
     )
     print(f"torch {torch.__version__}, 1 thread, numpy {np.__version__}, repeats {args.repeats} (medians)")
     if args.json:

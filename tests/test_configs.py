@@ -9,8 +9,16 @@ import pytest
 from rlcamp.train import build
 from tests.helpers.config import config_options
 
-MUJOCO_ENVS = {"halfcheetah", "hopper", "walker2d", "swimmer", "reacher", "inverted_pendulum",
-               "inverted_double_pendulum", "ant"}
+MUJOCO_ENVS = {
+    "halfcheetah",
+    "hopper",
+    "walker2d",
+    "swimmer",
+    "reacher",
+    "inverted_pendulum",
+    "inverted_double_pendulum",
+    "ant",
+}
 HAS_MUJOCO = importlib.util.find_spec("mujoco") is not None
 
 
@@ -47,5 +55,10 @@ def test_mujoco_family_defaults(make_cfg):
 
 def test_classic_control_defaults_without_tuning(make_cfg):
     cfg = make_cfg("env=acrobot")
-    assert (cfg.env.n_envs, cfg.algo.n_steps, cfg.algo.update_epochs, cfg.algo.n_minibatches) == (4, 128, 4, 4)
+    assert (cfg.env.n_envs, cfg.algo.n_steps, cfg.algo.update_epochs, cfg.algo.n_minibatches) == (
+        4,
+        128,
+        4,
+        4,
+    )
     assert cfg.algo.optimizer.lr == 2.5e-4

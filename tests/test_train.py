@@ -18,14 +18,32 @@ def test_train_writes_summary_metrics_and_checkpoint(make_cfg, tmp_path):
     summary, module = train(cfg)
     summary_file = json.loads((tmp_path / "summary.json").read_text())
     assert summary_file == json.loads(json.dumps(summary))
-    for key in ("algo", "env_id", "seed", "env_steps", "episodes", "ep_return_mean", "wall_seconds", "steps_per_second"):
+    for key in (
+        "algo",
+        "env_id",
+        "seed",
+        "env_steps",
+        "episodes",
+        "ep_return_mean",
+        "wall_seconds",
+        "steps_per_second",
+    ):
         assert key in summary_file
     assert summary_file["env_steps"] == 2048 and summary_file["env_id"] == "CartPole-v1"
     rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
     assert len(rows) == 8  # 2048 / (8 envs x 32 steps)
-    for name in ("env_steps", "rollout/ep_return_mean", "rollout/ep_len_mean", "train/policy_loss",
-                 "train/value_loss", "train/entropy", "train/approx_kl", "train/clip_fraction",
-                 "train/explained_variance", "time/sps"):
+    for name in (
+        "env_steps",
+        "rollout/ep_return_mean",
+        "rollout/ep_len_mean",
+        "train/policy_loss",
+        "train/value_loss",
+        "train/entropy",
+        "train/approx_kl",
+        "train/clip_fraction",
+        "train/explained_variance",
+        "time/sps",
+    ):
         assert name in rows[0], name
     assert [int(float(r["env_steps"])) for r in rows] == list(range(256, 2049, 256))
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
@@ -35,9 +53,18 @@ def test_train_writes_summary_metrics_and_checkpoint(make_cfg, tmp_path):
 def test_cli_run_directory_layout(tmp_path):
     """``rlcamp-train`` writes logs/<task_name>/runs/<timestamp>/ with .hydra/ and summary.json."""
     result = subprocess.run(
-        [sys.executable, "-m", "rlcamp.train", "total_env_steps=512", "task_name=e2e",
-         f"paths.log_dir={tmp_path}", "callbacks.progress=null"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rlcamp.train",
+            "total_env_steps=512",
+            "task_name=e2e",
+            f"paths.log_dir={tmp_path}",
+            "callbacks.progress=null",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     (run_dir,) = (tmp_path / "e2e" / "runs").iterdir()

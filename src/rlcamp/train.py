@@ -1,13 +1,14 @@
 """``rlcamp-train``: compose the Hydra config, build env → policy → algorithm, fit, summarize.
 
-    rlcamp-train algo=ppo env=hopper seed=3
-    rlcamp-train -m algo.optimizer.lr=1e-3,3e-4 seed=1,2,3
+rlcamp-train algo=ppo env=hopper seed=3
+rlcamp-train -m algo.optimizer.lr=1e-3,3e-4 seed=1,2,3
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 import warnings
 from pathlib import Path
@@ -16,13 +17,20 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from dotenv import load_dotenv
+from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Checkpoint
 
 from rlcamp.algos.base import OnPolicyAlgorithm
+from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.utils.build import build
+from rlcamp.utils.checkpoint import metrics_history, replay_metrics
 from rlcamp.utils.instantiate import instantiate_group
 from rlcamp.utils.summary import write_summary
+from rlcamp.utils.validation import VALIDATION_ERRORS, validate_run
+from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
+
+__all__ = ["build", "main", "run_job", "train"]
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger(__name__)
@@ -48,40 +56,102 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
 
-    module = build(cfg)
+    module, ckpt_path, checkpoint = validate_run(cfg)
+    setup_wandb(cfg)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
-    trainer: pl.Trainer = hydra.utils.instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    # Lightning adds its own epoch ModelCheckpoint when enabled without one; ours is env-step based
+    has_checkpoint = any(isinstance(callback, Checkpoint) for callback in callbacks)
+    trainer: pl.Trainer = hydra.utils.instantiate(
+        cfg.trainer, logger=loggers or False, callbacks=callbacks, enable_checkpointing=has_checkpoint
+    )
+    define_env_step_axis(loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    if checkpoint is not None:
+        replay_metrics(loggers, metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]))
 
     start = time.perf_counter()
-    trainer.fit(module, ckpt_path=cfg.get("ckpt_path"))
-    wall = time.perf_counter() - start
+    try:
+        trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
+    except BaseException:
+        finish_wandb(exit_code=1)
+        raise
+    finish_wandb()
+    wall = module.wall_seconds_before + time.perf_counter() - start
+    preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
 
     stats = module.collector.stats if module.collector else None
     summary = {
-        "status": "completed",
+        "status": "preempted" if preempted_by else "completed",
         "algo": type(module).__name__.lower(),
         "env_id": module.env_factory.id,
         "seed": cfg.seed,
         "env_steps": module.env_steps,
         "episodes": stats.episodes if stats else module.last_metrics.get("rollout/episodes"),
         "ep_return_mean": module.last_metrics.get("rollout/ep_return_mean"),
+        "eval_return_mean": module.last_metrics.get("eval/return_mean"),
         "wall_seconds": wall,
         "steps_per_second": module.env_steps / wall if wall > 0 else None,
         "output_dir": str(output_dir),
+        "resumed_from": str(ckpt_path) if ckpt_path else None,
     }
+    if preempted_by:
+        summary["preempted_by"] = preempted_by.name
     write_summary(output_dir, summary)
     log.info("summary: %s", summary)
     return summary, module
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna)."""
-    summary, module = train(cfg)
+def is_multirun() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def record_failure(cfg: DictConfig, error: Exception) -> None:
+    """Write ``summary.json`` with ``status: failed`` and the error's first line.
+
+    A config error is raised before anything is written, so an existing run's summary in the
+    output directory is left alone in that case.
+    """
+    output_dir = Path(cfg.paths.output_dir)
+    if isinstance(error, VALIDATION_ERRORS) and (output_dir / "summary.json").exists():
+        return
+    message = str(error).splitlines()[0] if str(error) else ""
+    summary = {
+        "status": "failed",
+        "error": f"{type(error).__name__}: {message}",
+        "algo": str(OmegaConf.select(cfg, "algo._target_", default="")).rsplit(".", 1)[-1].lower(),
+        "env_id": OmegaConf.select(cfg, "env.id"),
+        "seed": cfg.get("seed"),
+        "output_dir": str(output_dir),
+    }
+    write_summary(output_dir, summary)
+
+
+def run_job(cfg: DictConfig) -> float | None:
+    """The task of one Hydra job: train, and make a failure one clear line and a recorded status.
+
+    In a multirun a failing job (a bad value, a diverged run) records ``status: failed`` and its
+    error in its ``summary.json``, logs the traceback and returns NaN (Optuna marks the trial
+    failed), so the other jobs still run. A single run exits with the one-line message for config
+    errors and re-raises anything else; a pre-empted run exits with 128 + the signal number.
+    """
+    try:
+        summary, module = train(cfg)
+    except Exception as error:
+        record_failure(cfg, error)
+        if is_multirun():
+            log.exception("job failed, continuing the sweep: %s", error)
+            return float("nan")
+        if isinstance(error, VALIDATION_ERRORS):
+            raise SystemExit(f"rlcamp-train: error: {error}") from None
+        raise
+    if summary["status"] == "preempted":
+        raise SystemExit(128 + signal.Signals[summary["preempted_by"]])
     metric = cfg.get("optimized_metric")
     if not metric:
         return None
@@ -89,9 +159,18 @@ def hydra_main(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
+def hydra_main(cfg: DictConfig) -> float | None:
+    """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna), NaN if the job failed."""
+    return run_job(cfg)
+
+
 def main() -> None:
-    """``rlcamp-train``: load ``.env`` (secrets stay in the environment), then run Hydra."""
-    load_dotenv(override=False)
+    """``rlcamp-train``: load ``.env`` (secrets stay in the environment), then run Hydra.
+
+    The ``.env`` is looked up from the working directory upwards (not from the installed package).
+    """
+    load_dotenv(find_dotenv(usecwd=True), override=False)
     hydra_main()
 
 

@@ -29,7 +29,9 @@ def test_value_loss_clipping_is_pessimistic():
     torch.testing.assert_close(value_loss(values, old, returns), torch.tensor(0.5))
     # clipped value 0.2: (0.2 - 1)² = 0.64 > (2 - 1)² = 1? no: max picks 1.0
     torch.testing.assert_close(value_loss(values, old, returns, clip=0.2), torch.tensor(0.5))
-    torch.testing.assert_close(value_loss(torch.tensor([0.5]), old, torch.tensor([2.0]), clip=0.2), torch.tensor(0.5 * 1.8**2))
+    torch.testing.assert_close(
+        value_loss(torch.tensor([0.5]), old, torch.tensor([2.0]), clip=0.2), torch.tensor(0.5 * 1.8**2)
+    )
 
 
 def test_approx_kl_matches_exact_kl_for_close_policies():
@@ -62,8 +64,9 @@ def test_ppo_solves_cartpole_within_100k_steps(make_cfg, seed):
 def test_ppo_learns_pendulum(make_cfg, seed):
     """A random policy scores about -1200; tuned PPO (conf/algo_env/ppo_pendulum.yaml) measured
     -157, -167, -194 on seeds 1, 2, 3 at 100k steps, so -400 leaves a margin of 200+."""
-    summary, _ = train(make_cfg("env=pendulum", f"seed={seed}", "logger=none", "callbacks=none",
-                                "total_env_steps=100000"))
+    summary, _ = train(
+        make_cfg("env=pendulum", f"seed={seed}", "logger=none", "callbacks=none", "total_env_steps=100000")
+    )
     assert summary["ep_return_mean"] >= -400, summary
 
 

@@ -19,8 +19,11 @@ from rlcamp.nn.rollout_actor import NumpyActor, rollout_actor
 def test_rollout_actor_matches_torch_policy(activation, action_space, normalize):
     torch.manual_seed(0)
     policy = ActorCritic(
-        gym.spaces.Box(-5, 5, (6,), np.float32), action_space, activation=activation,
-        normalize_obs=normalize, log_std_init=-0.5,
+        gym.spaces.Box(-5, 5, (6,), np.float32),
+        action_space,
+        activation=activation,
+        normalize_obs=normalize,
+        log_std_init=-0.5,
     )
     if normalize:
         policy.obs_normalizer.update(torch.randn(500, 6) * 3 + 1)

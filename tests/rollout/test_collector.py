@@ -54,8 +54,13 @@ def test_bootstrap_adds_discounted_value_of_final_obs(make_cfg):
     from rlcamp.train import build
 
     cfg = make_cfg(
-        "env.id=tests.helpers.envs:CountingEnv", "+env.kwargs.terminate=false", "env.max_episode_steps=4",
-        "env.n_envs=2", "algo.n_steps=8", "algo.n_minibatches=2", "total_env_steps=16",
+        "env.id=tests.helpers.envs:CountingEnv",
+        "+env.kwargs.terminate=false",
+        "env.max_episode_steps=4",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "total_env_steps=16",
     )
     module = build(cfg)
     module.setup("fit")
@@ -88,7 +93,9 @@ def test_nan_observation_raises_with_env_and_step():
     factory = VecEnvFactory(id="tests.helpers.envs:NaNEnv", n_envs=2)
     obs_space, act_space = factory.spaces()
     policy = ActorCritic(obs_space, act_space)
-    collector = RolloutCollector(factory(seed=0), n_steps=5, seed=0, device=torch.device("cpu"), env_id="NaNEnv")
+    collector = RolloutCollector(
+        factory(seed=0), n_steps=5, seed=0, device=torch.device("cpu"), env_id="NaNEnv"
+    )
     with pytest.raises(NonFiniteEnvError, match=r"NaNEnv sub-env 0 .* env step 1"):
         collector.collect(policy)
 
@@ -119,15 +126,22 @@ def test_reward_scaling_divides_by_the_std_of_discounted_returns():
     # rewards 1, 2, 1, 2; discounted returns G = 1, 0.5 + 2 = 2.5, 1, 2.5
     returns = np.array([1.0, 2.5, 1.0, 2.5])
     n = 4 + 1e-4
-    var = (1.0 * 1e-4 + returns.var() * 4 + returns.mean() ** 2 * 1e-4 * 4 / n) / n  # merged with the prior N(0, 1) of weight 1e-4
-    np.testing.assert_allclose(r.rewards[:, 0].numpy(), np.array([1, 2, 1, 2]) / np.sqrt(var + 1e-8), rtol=1e-5)
+    var = (
+        1.0 * 1e-4 + returns.var() * 4 + returns.mean() ** 2 * 1e-4 * 4 / n
+    ) / n  # merged with the prior N(0, 1) of weight 1e-4
+    np.testing.assert_allclose(
+        r.rewards[:, 0].numpy(), np.array([1, 2, 1, 2]) / np.sqrt(var + 1e-8), rtol=1e-5
+    )
 
 
 def test_async_vectorization_records_the_same_rollout_as_sync():
     def run(vectorization):
         factory = VecEnvFactory(
-            id="tests.helpers.envs:CountingEnv", n_envs=2, vectorization=vectorization,
-            kwargs={"terminate": False}, max_episode_steps=3,
+            id="tests.helpers.envs:CountingEnv",
+            n_envs=2,
+            vectorization=vectorization,
+            kwargs={"terminate": False},
+            max_episode_steps=3,
         )
         obs_space, act_space = factory.spaces()
         torch.manual_seed(0)

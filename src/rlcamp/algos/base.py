@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from rlcamp.algos.losses import explained_variance, normalize
+from rlcamp.algos.variance import policy_gradient_metrics
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.nn.actor_critic import ActorCritic
@@ -26,12 +27,17 @@ from rlcamp.rollout.advantages import gae
 from rlcamp.rollout.buffer import Batch, Rollout
 from rlcamp.rollout.collector import RolloutCollector
 from rlcamp.rollout.dataset import RolloutDataset
+from rlcamp.utils.rng import rng_state, set_rng_state
 
 Metrics = dict[str, torch.Tensor]
 
 
 class ConfigError(ValueError):
     """A one-line error naming the offending config key and the fix."""
+
+
+class NonFiniteUpdateError(FloatingPointError):
+    """A NaN/inf loss, gradient or weight: the run stops before any checkpoint takes the bad weights."""
 
 
 class OnPolicyAlgorithm(pl.LightningModule, ABC):
@@ -49,6 +55,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         max_grad_norm: global gradient-norm clip (None: off).
         anneal_lr: decay the learning rate linearly to 0 over the budget.
         seed: sub-env ``i`` of rank ``r`` is seeded ``seed + r·n_envs + i``.
+        grad_diagnostics: log the policy-gradient estimator's per-sample variance and SNR on each
+            rollout (``train/grad_var``, ``train/grad_snr``; see ``rlcamp.algos.variance``).
     """
 
     def __init__(
@@ -67,6 +75,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         anneal_lr: bool = True,
         seed: int = 1,
         stats_window: int = 20,
+        grad_diagnostics: bool = False,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
@@ -75,6 +84,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.optimizer_factory = optimizer
         self.validate_hparams()
         observation_space, action_space = env.spaces()
+        self.env_spaces = {"observation": str(observation_space), "action": str(action_space)}
         self.policy = network(
             observation_space=observation_space,
             action_space=action_space,
@@ -85,6 +95,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.collector: RolloutCollector | None = None
         self.env_steps = 0
         self._restored_stats: dict[str, Any] | None = None
+        self._nonfinite_update: torch.Tensor | None = None  # [loss, grad] flags of this rollout's steps
+        self.wall_seconds_before = 0.0  # training time of the run before this (resumed) fit
         self._train_metrics: list[Metrics] = []
         self._rollout_metrics: Metrics = {}
         self.last_metrics: dict[str, float] = {}
@@ -109,7 +121,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             ),
             (
                 hp.total_env_steps >= self.rollout_size,
-                f"total_env_steps={hp.total_env_steps} is smaller than one rollout ({self.rollout_size}); raise it",
+                f"total_env_steps={hp.total_env_steps} is smaller than one rollout "
+                f"({self.rollout_size}); raise it",
             ),
             (
                 hp.max_grad_norm is None or hp.max_grad_norm > 0,
@@ -163,9 +176,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             env_id=self.env_factory.id,
             nan_policy=self.env_factory.nan_policy,
         )
-        if self._restored_stats is not None:
-            self.collector.stats.add(**self._restored_stats["episode_window"])
-            self.collector.stats.episodes = self._restored_stats["episodes"]
+        self._apply_restored_stats()
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:
@@ -189,6 +200,10 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         with torch.no_grad():
             batch = self.process_rollout(rollout)
         self._rollout_metrics = {"train/explained_variance": explained_variance(batch.values, batch.returns)}
+        if self.hparams.grad_diagnostics:
+            self._rollout_metrics.update(
+                policy_gradient_metrics(self.policy, batch.obs, batch.actions, batch.advantages)
+            )
         return batch
 
     def bootstrap_truncations(self, rollout: Rollout) -> torch.Tensor:
@@ -209,7 +224,9 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         values = values.reshape(T, N)
         last_value = self.policy.value(rollout.next_obs)
         rewards = self.bootstrap_truncations(rollout)
-        advantages = gae(rewards, values, rollout.dones, last_value, self.hparams.gamma, self.hparams.gae_lambda)
+        advantages = gae(
+            rewards, values, rollout.dones, last_value, self.hparams.gamma, self.hparams.gae_lambda
+        )
         return Batch(
             obs=flat_obs,
             actions=flat_actions,
@@ -243,12 +260,19 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self._train_metrics.append(metrics)
 
     def gradient_step(self, loss: torch.Tensor) -> None:
-        """``θ ← opt(θ, ∇loss)`` after clipping the global gradient norm (PPO detail #11)."""
+        """``θ ← opt(θ, ∇loss)`` after clipping the global gradient norm (PPO detail #11).
+
+        A NaN/inf loss or gradient norm is flagged without a device sync and raised once per rollout
+        by :meth:`check_finite_update`, before any checkpoint can store the weights it produced.
+        """
         optimizer = self.optimizers(use_pl_optimizer=False)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
-        if self.hparams.max_grad_norm is not None:
-            torch.nn.utils.clip_grad_norm_(self.parameters(), self.hparams.max_grad_norm, foreach=True)
+        max_norm = self.hparams.max_grad_norm if self.hparams.max_grad_norm is not None else math.inf
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm, foreach=True)
+        nonfinite = ~torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()]))
+        first = self._nonfinite_update  # keep the flags of the first bad step: it names the cause
+        self._nonfinite_update = nonfinite if first is None else torch.where(first.any(), first, nonfinite)
         optimizer.step()
 
     def configure_optimizers(self) -> Any:
@@ -277,8 +301,28 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.env_steps)
         self.log("rollout/ep_return_mean", metrics["rollout/ep_return_mean"], logger=False, prog_bar=False)
+        self.check_finite_update()
         if self.env_steps >= self.hparams.total_env_steps:
             self.trainer.should_stop = True
+
+    def check_finite_update(self) -> None:
+        """Raise ``NonFiniteUpdateError`` if this rollout's update met a NaN/inf loss, gradient or weight.
+
+        It runs in ``on_train_epoch_end`` before the checkpoint callback, so the last checkpoint
+        on disk keeps the last finite weights.
+        """
+        flags, self._nonfinite_update = self._nonfinite_update, None
+        bad_loss, bad_grad = flags.tolist() if flags is not None else (False, False)
+        bad_weights = not bool(torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all())
+        if not (bad_loss or bad_grad or bad_weights):
+            return
+        what = "loss" if bad_loss else "gradient" if bad_grad else "weights"
+        raise NonFiniteUpdateError(
+            f"non-finite {what} in the update of rollout {self.current_epoch + 1} "
+            f"(env step {self.env_steps}); "
+            "stopped without checkpointing these weights: lower algo.optimizer.lr, set algo.max_grad_norm "
+            "or env.normalize_reward=true, then resume from the last checkpoint or restart"
+        )
 
     def rollout_metrics(self, lr: float) -> dict[str, float]:
         """Means of the minibatch metrics plus rollout statistics, as Python floats."""
@@ -302,9 +346,17 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     # ----------------------------------------------------------------- checkpoint state
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Besides Lightning's weights, optimizer, LR schedule and loop state: rlcamp's run state.
+
+        The resolved config, the spaces (checked on resume), env-step and episode counters, the
+        episode-statistics window, the training time so far and the Python/NumPy/torch RNG states.
+        """
         stats = self.collector.stats if self.collector is not None else None
         checkpoint["rlcamp"] = {
             "config": self.run_config,
+            "spaces": self.env_spaces,
+            "rng": rng_state(),
+            "wall_seconds": self.wall_seconds_before + time.perf_counter() - self._fit_start_time,
             "env_steps": self.env_steps,
             "episodes": stats.episodes if stats else 0,
             "episode_window": {
@@ -316,6 +368,11 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("rlcamp", {})
         self.env_steps = int(state.get("env_steps", 0))
+        self.wall_seconds_before = float(state.get("wall_seconds", 0.0))
+        if state.get("rng") is not None and self._trainer is not None:
+            # a resumed fit continues the random streams before Lightning's first dataloader iter();
+            # load_run (no trainer) leaves the caller's random state alone
+            set_rng_state(state["rng"])
         window = state.get("episode_window", {"returns": [], "lengths": []})
         self._restored_stats = {
             "episodes": int(state.get("episodes", 0)),
@@ -324,3 +381,16 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
                 "lengths": torch.tensor(window["lengths"], dtype=torch.long).numpy(),
             },
         }
+        self._apply_restored_stats()
+
+    def _apply_restored_stats(self) -> None:
+        """Put a checkpoint's episode counter and window into the collector once it exists.
+
+        Lightning calls ``setup`` before ``on_load_checkpoint`` when resuming, and ``load_run``
+        loads before any ``setup``; both paths end here.
+        """
+        if self.collector is None or self._restored_stats is None:
+            return
+        self.collector.stats.add(**self._restored_stats["episode_window"])
+        self.collector.stats.episodes = self._restored_stats["episodes"]
+        self._restored_stats = None

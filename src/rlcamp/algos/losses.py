@@ -10,7 +10,9 @@ def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor
     return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + eps)
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None = None) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None = None
+) -> torch.Tensor:
     """``½ E[(V(s) - R)²]``; with ``clip``, PPO's pessimistic clipped form (PPO detail #9)
 
     ``½ E[max((V - R)², (V_old + clip(V - V_old, ±ε_v) - R)²)]``.
@@ -25,4 +27,8 @@ def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Te
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
     """``1 - Var[R - V] / Var[R]``: 1 is a perfect critic, 0 no better than a constant."""
     var_returns = returns.var()
-    return 1.0 - (returns - values).var() / var_returns if var_returns > 0 else torch.full_like(var_returns, float("nan"))
+    return (
+        1.0 - (returns - values).var() / var_returns
+        if var_returns > 0
+        else torch.full_like(var_returns, float("nan"))
+    )

@@ -1,7 +1,9 @@
-"""Proximal Policy Optimization with the clipped surrogate (Schulman et al. 2017)."""
+"""Proximal Policy Optimization (Schulman et al. 2017): the clipped surrogate (eq. 7) or the
+adaptive KL-penalty objective (eq. 8 and the β rule of section 4)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -18,14 +20,42 @@ def clipped_surrogate_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, cl
 
 
 def approx_kl(log_ratio: torch.Tensor) -> torch.Tensor:
-    """``E[(r - 1) - log r]``, an unbiased, non-negative estimate of ``KL(π_old ‖ π_θ)``."""
+    """``E[(r - 1) - log r]``, an unbiased, non-negative estimate of ``KL(π_old ‖ π_θ)``.
+
+    Its gradient ``E_old[(r - 1)∇log π_θ]`` is also unbiased for ``∇KL = -E_old[∇log π_θ]``
+    (because ``E_old[r∇log π_θ] = E_θ[∇log π_θ] = 0``), so it serves as the penalty term too.
+    """
     return (log_ratio.exp() - 1.0 - log_ratio).mean()
 
 
+def kl_penalty_loss(log_ratio: torch.Tensor, advantages: torch.Tensor, beta: float) -> torch.Tensor:
+    """``-E[r·A - β·KL(π_old ‖ π_θ)]`` (PPO eq. 8), the KL estimated per sample by ``approx_kl``."""
+    return -(log_ratio.exp() * advantages).mean() + beta * approx_kl(log_ratio)
+
+
+def adapt_kl_coef(beta: float, kl: float, kl_target: float) -> float:
+    """PPO's β rule (section 4): ``β/2`` if ``d < d_targ/1.5``, ``2β`` if ``d > 1.5·d_targ``, else β."""
+    if kl < kl_target / 1.5:
+        return beta / 2.0
+    if kl > kl_target * 1.5:
+        return beta * 2.0
+    return beta
+
+
 class PPO(OnPolicyAlgorithm):
-    """PPO-clip: ``L = L^CLIP - c_v·L^V + c_e·H``, minimized as its negative.
+    """PPO: ``L = L^CLIP - c_v·L^V + c_e·H`` (``loss=clip``) or ``L^KLPEN`` in place of ``L^CLIP``
+    (``loss=kl_penalty``), minimized as its negative.
+
+    With ``kl_penalty``, after each rollout's update ``d = E[KL(π_old ‖ π_θ)]`` is measured on the
+    whole rollout (mean over ranks, so every rank keeps the same β) and β follows
+    ``adapt_kl_coef``. ``adaptive_kl=false`` keeps β fixed (Table 1's "fixed KL"); with
+    ``kl_coef=0`` it is the unclipped, unpenalized surrogate (Table 1's first row).
 
     Args:
+        loss: ``clip`` (PPO-clip) or ``kl_penalty`` (adaptive/fixed KL penalty).
+        kl_coef: β, the initial penalty coefficient (the paper: 1).
+        kl_target: d_targ of the β rule (the paper tries 0.003, 0.01, 0.03).
+        adaptive_kl: apply the β rule after every rollout.
         clip_range: ε of the clipped surrogate.
         clip_range_vf: ε_v of the clipped value loss (None: unclipped).
         anneal_clip: decay ε linearly to 0 with the budget (rl-zoo's tuned CartPole).
@@ -42,6 +72,10 @@ class PPO(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         target_kl: float | None = None,
+        loss: str = "clip",
+        kl_coef: float = 1.0,
+        kl_target: float = 0.01,
+        adaptive_kl: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -50,7 +84,15 @@ class PPO(OnPolicyAlgorithm):
             raise ConfigError(f"algo.clip_range={clip_range} must be > 0")
         if clip_range_vf is not None and clip_range_vf <= 0:
             raise ConfigError(f"algo.clip_range_vf={clip_range_vf} must be > 0 or null")
+        if loss not in ("clip", "kl_penalty"):
+            raise ConfigError(f"algo.loss={loss!r} is not an objective: use clip or kl_penalty")
+        if kl_coef < 0:
+            raise ConfigError(f"algo.kl_coef={kl_coef} must be >= 0")
+        if kl_target <= 0:
+            raise ConfigError(f"algo.kl_target={kl_target} must be > 0")
         self._update_stopped = False
+        self.kl_coef = float(kl_coef)
+        self._rollout_batch: Batch | None = None
 
     @property
     def clip(self) -> float:
@@ -66,7 +108,10 @@ class PPO(OnPolicyAlgorithm):
         clip = self.clip
         log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions)
         log_ratio = log_prob - batch.log_probs
-        policy_loss = clipped_surrogate_loss(log_ratio, batch.advantages, clip)
+        if hp.loss == "kl_penalty":
+            policy_loss = kl_penalty_loss(log_ratio, batch.advantages, self.kl_coef)
+        else:
+            policy_loss = clipped_surrogate_loss(log_ratio, batch.advantages, clip)
         v_loss = value_loss(values, batch.values, batch.returns, hp.clip_range_vf)
         entropy_mean = entropy.mean()
         loss = policy_loss - hp.ent_coef * entropy_mean + hp.vf_coef * v_loss
@@ -95,3 +140,32 @@ class PPO(OnPolicyAlgorithm):
                 return
         self.gradient_step(loss)
         self._train_metrics.append(metrics)
+
+    # ----------------------------------------------------------------- adaptive KL penalty
+    def update_batches(self, batch: Batch) -> Iterator[Batch]:
+        """The base's minibatches; the rollout is kept for measuring the KL after the update."""
+        if self.hparams.loss == "kl_penalty":
+            self._rollout_batch = batch
+        yield from super().update_batches(batch)
+
+    def on_train_epoch_end(self) -> None:
+        """With ``kl_penalty``: measure ``d`` on the rollout, log it and β, adapt β; then log."""
+        if self.hparams.loss == "kl_penalty" and self._rollout_batch is not None:
+            batch, self._rollout_batch = self._rollout_batch, None
+            with torch.no_grad():
+                log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions)
+                kl = approx_kl(log_prob - batch.log_probs)
+            kl = float(self.trainer.strategy.reduce(kl, reduce_op="mean"))
+            self._rollout_metrics["train/kl"] = torch.tensor(kl)
+            self._rollout_metrics["train/kl_coef"] = torch.tensor(self.kl_coef)
+            if self.hparams.adaptive_kl:
+                self.kl_coef = adapt_kl_coef(self.kl_coef, kl, self.hparams.kl_target)
+        super().on_train_epoch_end()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["rlcamp"]["kl_coef"] = self.kl_coef
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        self.kl_coef = float(checkpoint.get("rlcamp", {}).get("kl_coef", self.hparams.kl_coef))

@@ -72,7 +72,9 @@ class ActorCritic(nn.Module):
         """``V_φ(s)``, shape ``[...]``."""
         return self.value_head(mlp_forward(self.critic_body, obs)).squeeze(-1)
 
-    def act(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample ``a ~ π_θ(·|s)`` (or take its mode) and return ``(a, log π_θ(a|s), V_φ(s))``."""
         dist = self.distribution(obs)
         action = dist.mode if deterministic else dist.sample()
@@ -82,7 +84,9 @@ class ActorCritic(nn.Module):
         """Rollout hot path: an action from pre-drawn ``noise``, running the actor only."""
         return self.head.sample(self.actor_params(obs), noise)
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log π_θ(a|s), H[π_θ(·|s)], V_φ(s))`` for a batch, without distribution objects."""
         if self.shared:
             features = mlp_forward(self.actor_body, obs)

@@ -19,8 +19,8 @@ import math
 import gymnasium as gym
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.distributions import Categorical, Distribution, Independent, Normal
+from torch.nn import functional as F
 
 from rlcamp.nn.mlp import orthogonal_init
 
@@ -52,7 +52,9 @@ class CategoricalHead(nn.Module):
     def mode(self, logits: torch.Tensor) -> torch.Tensor:
         return torch.argmax(logits, dim=-1)
 
-    def log_prob_entropy(self, logits: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_entropy(
+        self, logits: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         log_p = torch.log_softmax(logits, dim=-1)
         log_prob = log_p.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
         entropy = -(log_p.exp() * log_p).sum(-1)
@@ -62,7 +64,9 @@ class CategoricalHead(nn.Module):
 class GaussianHead(nn.Module):
     """Mean ``μ = W h + b`` and a learned, state-independent ``log σ`` (PPO detail: continuous #1)."""
 
-    def __init__(self, in_features: int, action_dim: int, log_std_init: float = 0.0, init_gain: float = 0.01) -> None:
+    def __init__(
+        self, in_features: int, action_dim: int, log_std_init: float = 0.0, init_gain: float = 0.01
+    ) -> None:
         super().__init__()
         self.linear = orthogonal_init(nn.Linear(in_features, action_dim), init_gain)
         self.log_std = nn.Parameter(torch.full((action_dim,), float(log_std_init)))
@@ -84,7 +88,9 @@ class GaussianHead(nn.Module):
     def mode(self, mean: torch.Tensor) -> torch.Tensor:
         return mean
 
-    def log_prob_entropy(self, mean: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_entropy(
+        self, mean: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         log_std = self.log_std
         z = (actions - mean) * torch.exp(-log_std)
         log_prob = (-0.5 * z.square() - log_std - HALF_LOG_2PI).sum(-1)
@@ -92,12 +98,12 @@ class GaussianHead(nn.Module):
         return log_prob, entropy
 
 
-def make_head(in_features: int, action_space: gym.Space, log_std_init: float = 0.0) -> CategoricalHead | GaussianHead:
+def make_head(
+    in_features: int, action_space: gym.Space, log_std_init: float = 0.0
+) -> CategoricalHead | GaussianHead:
     """The policy head that fits ``action_space``: softmax for Discrete, Gaussian for Box."""
     if isinstance(action_space, gym.spaces.Discrete):
         return CategoricalHead(in_features, int(action_space.n))
     if isinstance(action_space, gym.spaces.Box):
         return GaussianHead(in_features, int(math.prod(action_space.shape)), log_std_init)
-    raise ValueError(
-        f"action space {type(action_space).__name__} is not supported: use Discrete or Box"
-    )
+    raise ValueError(f"action space {type(action_space).__name__} is not supported: use Discrete or Box")

@@ -25,7 +25,9 @@ def orthogonal_init(layer: nn.Linear, gain: float) -> nn.Linear:
     return layer
 
 
-def mlp(in_features: int, hidden_sizes: Sequence[int], activation: str = "tanh", ortho_init: bool = True) -> nn.Sequential:
+def mlp(
+    in_features: int, hidden_sizes: Sequence[int], activation: str = "tanh", ortho_init: bool = True
+) -> nn.Sequential:
     """``Linear → act`` for each hidden size; hidden layers get gain √2 when ``ortho_init``."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"network.activation={activation!r}: choose one of {sorted(ACTIVATIONS)}")

@@ -38,12 +38,21 @@ class NumpyActor:
 
     def __init__(self, policy: ActorCritic) -> None:
         self.activation = NUMPY_ACTIVATIONS[policy.activation]
-        self.layers = [(_numpy(m.weight).T, _numpy(m.bias)) for m in policy.actor_body if isinstance(m, nn.Linear)]
-        self.head_weight, self.head_bias = _numpy(policy.head.linear.weight).T, _numpy(policy.head.linear.bias)
+        self.layers = [
+            (_numpy(m.weight).T, _numpy(m.bias)) for m in policy.actor_body if isinstance(m, nn.Linear)
+        ]
+        self.head_weight, self.head_bias = (
+            _numpy(policy.head.linear.weight).T,
+            _numpy(policy.head.linear.bias),
+        )
         self.discrete = isinstance(policy.head, CategoricalHead)
         self.std = None if self.discrete else np.exp(_numpy(policy.head.log_std))
         normalizer = policy.obs_normalizer
-        self.norm = None if normalizer is None else (_numpy(normalizer.scale), _numpy(normalizer.bias), normalizer.clip)
+        self.norm = (
+            None
+            if normalizer is None
+            else (_numpy(normalizer.scale), _numpy(normalizer.bias), normalizer.clip)
+        )
 
     def __call__(self, raw_obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = raw_obs.reshape(raw_obs.shape[0], -1)

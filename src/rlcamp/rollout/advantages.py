@@ -12,7 +12,9 @@ from __future__ import annotations
 import torch
 
 
-def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float) -> torch.Tensor:
+def discounted_returns(
+    rewards: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor, gamma: float
+) -> torch.Tensor:
     """Reward-to-go ``R_t = r_t + γ(1 - d_t) R_{t+1}`` with ``R_T = V(s_T)``.
 
     With ``last_value = 0`` and complete episodes this is the Monte-Carlo return

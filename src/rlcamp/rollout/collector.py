@@ -107,7 +107,11 @@ class RolloutCollector:
         obs_dim = int(np.prod(policy.observation_space.shape))
         obs_buf = np.empty((T, N, obs_dim), dtype=np.float32)
         raw_buf = np.empty((T, *self._raw_obs.shape), dtype=np.float32) if policy.obs_normalizer else None
-        actions = np.empty((T, N), dtype=np.int64) if policy.is_discrete else np.empty(noise.shape, dtype=np.float32)
+        actions = (
+            np.empty((T, N), dtype=np.int64)
+            if policy.is_discrete
+            else np.empty(noise.shape, dtype=np.float32)
+        )
         rewards = np.empty((T, N), dtype=np.float32)
         dones = np.empty((T, N), dtype=np.float32)
         returns = np.empty((T, N), dtype=np.float32) if self.reward_scaler else None

@@ -1,7 +1,9 @@
-"""Load rlcamp checkpoints without running code from them, and rebuild their module."""
+"""Load rlcamp checkpoints without running code from them, rebuild their module, prepare a resume."""
 
 from __future__ import annotations
 
+import csv
+import logging
 import pickle
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,8 @@ from omegaconf import DictConfig, OmegaConf
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.utils.build import build
 
+log = logging.getLogger(__name__)
+
 
 class CheckpointError(ValueError):
     """A missing, corrupt, unsafe or mismatched checkpoint (one line, with the fix)."""
@@ -21,7 +25,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """``torch.load(path, weights_only=True)``: tensors and plain data only, never arbitrary pickles."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt")
+        raise CheckpointError(
+            f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -30,7 +36,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             "(only load checkpoints you trust, and only rlcamp's own)"
         ) from err
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"{path} is not a readable checkpoint (truncated or corrupt: {type(err).__name__})") from err
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or corrupt: {type(err).__name__})"
+        ) from err
 
 
 def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> DictConfig:
@@ -49,6 +57,96 @@ def load_run(path: str | Path) -> tuple[OnPolicyAlgorithm, DictConfig]:
     try:
         module.load_state_dict(checkpoint["state_dict"])
     except RuntimeError as err:
-        raise CheckpointError(f"{path} does not match the network its config builds: {str(err).splitlines()[0]}") from err
+        raise CheckpointError(
+            f"{path} does not match the network its config builds: {str(err).splitlines()[0]}"
+        ) from err
     module.on_load_checkpoint(checkpoint)
     return module, cfg
+
+
+def latest_checkpoint(log_dir: str | Path, task_name: str, exclude: str | Path | None = None) -> Path | None:
+    """The newest ``<log_dir>/<task_name>/runs/*/checkpoints/last.ckpt`` (by modification time)."""
+    excluded = Path(exclude).resolve() if exclude is not None else None
+    candidates = [
+        path
+        for path in Path(log_dir, task_name, "runs").glob("*/checkpoints/last.ckpt")
+        if path.parent.parent.resolve() != excluded
+    ]
+    return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
+    """``cfg.ckpt_path`` as a path; ``last`` is the newest run's ``last.ckpt`` of the same task.
+
+    ``last`` without any checkpoint starts a fresh run (so a job script that always passes
+    ``ckpt_path=last`` works for its first start and for every requeue).
+    """
+    value = cfg.get("ckpt_path")
+    if value is None or str(value) == "":
+        return None
+    if str(value) != "last":
+        return Path(str(value))
+    found = latest_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
+    if found is None:
+        log.warning(
+            "ckpt_path=last: no %s/%s/runs/*/checkpoints/last.ckpt yet, starting a fresh run",
+            cfg.paths.log_dir,
+            cfg.task_name,
+        )
+    else:
+        log.info("ckpt_path=last: resuming from %s", found)
+    return found
+
+
+def check_resumable(checkpoint: dict[str, Any], module: OnPolicyAlgorithm, path: str | Path) -> None:
+    """The checkpoint was trained on the same spaces and its weights fit the configured network."""
+    saved = checkpoint.get("rlcamp", {}).get("spaces")
+    if saved is not None and saved != module.env_spaces:
+        config = checkpoint["rlcamp"].get("config") or {}
+        env_id = config.get("env", {}).get("id", "another env")
+        raise CheckpointError(
+            f"{path} was trained on {env_id} (observation {saved['observation']}, "
+            f"action {saved['action']}) but "
+            f"env.id={module.env_factory.id} has observation {module.env_spaces['observation']}, action "
+            f"{module.env_spaces['action']}; resume with the checkpoint's env or drop ckpt_path"
+        )
+    expected = {name: tuple(t.shape) for name, t in module.state_dict().items()}
+    found = {name: tuple(t.shape) for name, t in checkpoint.get("state_dict", {}).items()}
+    if found != expected:
+        differing = sorted(set(found) ^ set(expected)) or sorted(k for k in found if found[k] != expected[k])
+        raise CheckpointError(
+            f"{path} does not match the network this config builds (first difference: {differing[0]}); "
+            "resume with the checkpoint's algo and network settings or drop ckpt_path"
+        )
+
+
+def metrics_history(ckpt_path: str | Path, env_steps: int) -> list[tuple[int, dict[str, float]]]:
+    """The rows of the checkpoint's run ``metrics.csv`` up to its ``env_steps``, as ``(step, metrics)``.
+
+    Rows logged after the checkpoint (a run killed between two checkpoints) are left out: the
+    resumed run logs those rollouts again. Empty without a ``metrics.csv`` next to ``checkpoints/``.
+    """
+    source = Path(ckpt_path).parent.parent / "metrics.csv"
+    if not source.is_file():
+        return []
+    with source.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    history = []
+    for row in rows:
+        step = int(float(row.pop("step")))
+        if step <= env_steps:
+            history.append(
+                (step, {key: float(value) for key, value in row.items() if value not in ("", None)})
+            )
+    return history
+
+
+def replay_metrics(loggers: list[Any], history: list[tuple[int, dict[str, float]]]) -> None:
+    """Write a resumed run's earlier rows into its CSV loggers, so ``metrics.csv`` holds the whole run."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    for logger in loggers:
+        if isinstance(logger, CSVLogger) and history:
+            for step, metrics in history:
+                logger.log_metrics(metrics, step=step)
+            logger.save()

@@ -1,0 +1,109 @@
+"""The lecture's actor-critic: the policy gradient weighted by a learned action value ``Q_φ(s, a)``."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch import nn
+
+from rlcamp.algos.reinforce import PolicyGradient
+from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.nn.mlp import mlp, mlp_forward, orthogonal_init
+from rlcamp.rollout.buffer import Batch, Rollout
+
+
+class QCritic(nn.Module):
+    """``Q_φ(s, a)``: Discrete, an MLP of ``s`` with one output per action; Box, an MLP of ``[s, a]``."""
+
+    def __init__(
+        self,
+        observation_space: gym.Space,
+        action_space: gym.Space,
+        hidden_sizes: Sequence[int],
+        activation: str,
+    ) -> None:
+        super().__init__()
+        self.discrete = isinstance(action_space, gym.spaces.Discrete)
+        obs_dim = int(math.prod(observation_space.shape))
+        in_features = obs_dim if self.discrete else obs_dim + int(math.prod(action_space.shape))
+        self.body = mlp(in_features, hidden_sizes, activation)
+        features = hidden_sizes[-1] if hidden_sizes else in_features
+        self.out = orthogonal_init(nn.Linear(features, int(action_space.n) if self.discrete else 1), 1.0)
+
+    def all_actions(self, obs: torch.Tensor) -> torch.Tensor:
+        """``[..., n_actions]``: ``Q_φ(s, a)`` for every action (Discrete only)."""
+        return self.out(mlp_forward(self.body, obs))
+
+    def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        if self.discrete:
+            return self.all_actions(obs).gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+        return self.out(mlp_forward(self.body, torch.cat([obs, actions], dim=-1))).squeeze(-1)
+
+
+def expected_q(policy: ActorCritic, critic: QCritic, obs: torch.Tensor) -> torch.Tensor:
+    """``V̂(s) = E_{a~π_θ(·|s)} Q_φ(s, a)``: the exact sum ``Σ_a π(a|s) Q(s, a)`` for Discrete, one
+    sampled ``a ~ π(·|s)`` for Box."""
+    if critic.discrete:
+        return (torch.softmax(policy.actor_params(obs), -1) * critic.all_actions(obs)).sum(-1)
+    return critic(obs, policy.distribution(obs).sample())
+
+
+def td0_targets(
+    rewards: torch.Tensor, next_values: torch.Tensor, dones: torch.Tensor, gamma: float
+) -> torch.Tensor:
+    """On-policy TD(0) target ``y_t = r_t + γ(1 - d_t) V̂(s_{t+1})``, ``V̂(s) = E_{a~π} Q_φ(s, a)``
+
+    (expected SARSA); ``[T, N]`` tensors, ``next_values[t] = V̂(s_{t+1})``.
+    """
+    return rewards + gamma * (1.0 - dones) * next_values
+
+
+class QActorCritic(PolicyGradient):
+    """``ĝ = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Q_φ(s_t, a_t)`` with ``Q_φ`` trained on TD(0) targets.
+
+    On each rollout: ``Ψ_t = Q_φ(s_t, a_t)`` and ``y_t = td0_targets(...)`` from the pre-update
+    critic; then one step on ``-log π·Ψ - c_e·H + c_v·½(Q_φ(s, a) - y)²``. A time-limit truncation
+    adds ``γ V̂(s_final)`` to the last reward (termination adds nothing). The policy's own state-value
+    head is not used.
+
+    Args:
+        critic_hidden_sizes, critic_activation: the ``Q_φ`` MLP.
+    """
+
+    def __init__(
+        self, *, critic_hidden_sizes: Sequence[int] = (64, 64), critic_activation: str = "tanh", **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.q_critic = QCritic(
+            self.policy.observation_space,
+            self.policy.action_space,
+            tuple(critic_hidden_sizes),
+            critic_activation,
+        )
+
+    def process_rollout(self, rollout: Rollout) -> Batch:
+        T, N = rollout.n_steps, rollout.n_envs
+        obs = rollout.obs.reshape(T * N, -1)
+        actions = rollout.actions.reshape(T * N, *rollout.actions.shape[2:])
+        log_probs, _, _ = self.policy.evaluate_actions(obs, actions)
+        q = self.q_critic(obs, actions)
+        next_values = expected_q(
+            self.policy, self.q_critic, torch.cat([rollout.obs[1:], rollout.next_obs[None]])
+        )
+        rewards = rollout.rewards
+        if len(rollout.final_index):
+            rewards = rewards.clone()
+            t, env = rollout.final_index.unbind(1)
+            rewards[t, env] += self.hparams.gamma * expected_q(self.policy, self.q_critic, rollout.final_obs)
+        targets = td0_targets(rewards, next_values, rollout.dones, self.hparams.gamma)
+        return Batch(
+            obs=obs, actions=actions, log_probs=log_probs, values=q, advantages=q, returns=targets.reshape(-1)
+        )
+
+    def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor:
+        """``½ E[(Q_φ(s, a) - y)²]``."""
+        return 0.5 * (self.q_critic(batch.obs, batch.actions) - batch.returns).square().mean()

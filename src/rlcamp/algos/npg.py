@@ -1,0 +1,151 @@
+"""Natural policy gradient (Kakade 2001) with a KL-scaled step (as in TRPO, Schulman et al. 2015)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch import nn
+
+from rlcamp.algos.base import ConfigError, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.losses import normalize, value_loss
+from rlcamp.algos.natural import (
+    PolicySnapshot,
+    fisher_vector_product,
+    flat_grad,
+    flat_params,
+    mean_kl,
+    natural_step,
+    set_flat_params,
+    snapshot,
+)
+from rlcamp.nn.mlp import mlp_forward
+from rlcamp.rollout.buffer import Batch
+
+
+def importance_surrogate(
+    log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor
+) -> torch.Tensor:
+    """``L(θ) = E[π_θ(a|s) / π_old(a|s) · A]`` (TRPO eq. 14); ``∇L(θ_old)`` is the policy gradient."""
+    return ((log_prob - old_log_prob).exp() * advantages).mean()
+
+
+class NPG(OnPolicyAlgorithm):
+    """One natural-gradient step per rollout on the whole batch, then a separate value fit.
+
+    Policy: ``θ ← θ + sqrt(2δ / xᵀFx) · x`` with ``x = F⁻¹∇L`` from conjugate gradient on
+    Fisher-vector products (``rlcamp.algos.natural``). Value: ``update_epochs`` Adam passes of
+    ``n_minibatches`` minibatches on ``½(V(s) - R^λ)²``; the optimizer holds the critic only.
+
+    With ``network=mlp_shared`` the shared body is the actor's: the natural step moves it and the
+    value fit trains only the value head on its (detached) features.
+
+    Args:
+        max_kl: δ, the KL radius of the step (its quadratic estimate ``½ΔᵀFΔ`` equals δ).
+        cg_iters: conjugate-gradient iterations for ``x ≈ F⁻¹g``.
+        cg_damping: λ in ``(F + λI)x = g``.
+    """
+
+    def __init__(
+        self, *, max_kl: float = 0.01, cg_iters: int = 10, cg_damping: float = 0.1, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.save_hyperparameters(ignore=["env", "network", "optimizer"])
+        if max_kl <= 0:
+            raise ConfigError(f"algo.max_kl={max_kl} must be > 0")
+        if cg_iters < 1:
+            raise ConfigError(f"algo.cg_iters={cg_iters} must be >= 1")
+        if cg_damping < 0:
+            raise ConfigError(f"algo.cg_damping={cg_damping} must be >= 0")
+
+    # ------------------------------------------------------------- parameter groups
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """θ: the actor body (shared or not) and the policy head (including a Gaussian's log σ)."""
+        return [*self.policy.actor_body.parameters(), *self.policy.head.parameters()]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """φ: the value head, and the critic body when it is not the actor's."""
+        body = [] if self.policy.shared else list(self.policy.critic_body.parameters())
+        return [*body, *self.policy.value_head.parameters()]
+
+    def critic_value(self, obs: torch.Tensor) -> torch.Tensor:
+        """``V_φ(s)``; on a shared body the features are detached so the fit never moves θ."""
+        if not self.policy.shared:
+            return self.policy.value(obs)
+        features = mlp_forward(self.policy.critic_body, obs).detach()
+        return self.policy.value_head(features).squeeze(-1)
+
+    def configure_optimizers(self) -> Any:
+        """The value optimizer (from ``algo.optimizer``) over φ only: θ moves by the natural step."""
+        optimizer = self.optimizer_factory(params=self.critic_parameters())
+        if not self.hparams.anneal_lr:
+            return optimizer
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda k: max(1.0 - k / self.num_rollouts, 0.0)
+        )
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+
+    # ------------------------------------------------------------- data: one full batch per rollout
+    @property
+    def batches_per_rollout(self) -> int:
+        return 1
+
+    def update_batches(self, batch: Batch) -> Iterator[Batch]:
+        """The whole rollout once, advantages standardized over it."""
+        if self.hparams.normalize_advantage and len(batch) > 1:
+            batch.advantages = normalize(batch.advantages)
+        yield batch
+
+    # ------------------------------------------------------------- update
+    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
+        """``-L(θ)``, the negated importance-sampled surrogate; its gradient is ``-g``."""
+        log_prob, entropy, _ = self.policy.evaluate_actions(batch.obs, batch.actions)
+        surrogate = importance_surrogate(log_prob, batch.log_probs, batch.advantages)
+        return -surrogate, {"train/entropy": entropy.mean().detach()}
+
+    def surrogate_and_kl(self, batch: Batch, old: PolicySnapshot) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(L(θ), D̄_KL(θ_old, θ))`` at the current parameters."""
+        log_prob, _ = self.policy.head.log_prob_entropy(self.policy.actor_params(batch.obs), batch.actions)
+        return importance_surrogate(log_prob, batch.log_probs, batch.advantages), mean_kl(
+            self.policy, batch.obs, old
+        )
+
+    def apply_step(self, batch: Batch, old: PolicySnapshot, step: torch.Tensor) -> Metrics:
+        """NPG takes the full step ``Δ``; TRPO overrides this with its line search."""
+        params = self.actor_parameters()
+        with torch.no_grad():
+            surrogate_old, _ = self.surrogate_and_kl(batch, old)
+            set_flat_params(params, flat_params(params) + step)
+            surrogate, kl = self.surrogate_and_kl(batch, old)
+        return {"train/approx_kl": kl, "train/surrogate_gain": surrogate - surrogate_old}
+
+    def policy_update(self, batch: Batch) -> Metrics:
+        """``g = ∇L(θ_old)``, ``Δ = natural_step(g, F·)`` and the step itself."""
+        params = self.actor_parameters()
+        old = snapshot(self.policy, batch.obs)
+        loss, metrics = self.compute_loss(batch)
+        grad = -flat_grad(loss, params)
+        fvp = fisher_vector_product(mean_kl(self.policy, batch.obs, old), params, self.hparams.cg_damping)
+        step, expected = natural_step(grad, fvp, self.hparams.max_kl, self.hparams.cg_iters)
+        metrics.update(self.apply_step(batch, old, step))
+        metrics["train/policy_loss"] = loss.detach()
+        metrics["train/expected_improvement"] = expected.detach()
+        metrics["train/grad_norm"] = grad.norm()
+        return metrics
+
+    def fit_value(self, batch: Batch) -> torch.Tensor:
+        """``update_epochs`` shuffled passes of ``n_minibatches`` Adam steps on ``½(V - R^λ)²``."""
+        losses = []
+        for _ in range(self.hparams.update_epochs):
+            shuffled = batch.index(torch.randperm(len(batch), device=batch.obs.device))
+            for minibatch in shuffled.split(self.hparams.n_minibatches):
+                loss = value_loss(self.critic_value(minibatch.obs), minibatch.values, minibatch.returns)
+                self.gradient_step(loss)
+                losses.append(loss.detach())
+        return torch.stack(losses).mean()
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        metrics = self.policy_update(batch)
+        metrics["train/value_loss"] = self.fit_value(batch)
+        self._train_metrics.append(metrics)

@@ -1,0 +1,208 @@
+"""``rlcamp-eval``: run a trained policy for N episodes, report its return, record videos.
+
+    rlcamp-eval ckpt_path=logs/train/runs/<ts>/checkpoints/last.ckpt n_episodes=20 video=true
+
+The policy is rebuilt from the checkpoint's own resolved config with its weights and its
+observation-normalization statistics, which stay frozen. Outputs go to ``logs/eval/runs/<ts>/``:
+``eval.json`` and ``videos/*.mp4`` (gymnasium's ``RecordVideo``; headless rendering needs
+``SDL_VIDEODRIVER=dummy`` for classic control and ``MUJOCO_GL=egl`` for MuJoCo, both set here).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import hydra
+import numpy as np
+import torch
+from dotenv import find_dotenv, load_dotenv
+from omegaconf import DictConfig, OmegaConf
+
+from rlcamp.envs.factory import VecEnvFactory
+from rlcamp.nn.actor_critic import ActorCritic
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """Undiscounted returns and lengths of the evaluation episodes, and the videos written."""
+
+    returns: list[float]
+    lengths: list[int]
+    videos: list[str] = field(default_factory=list)
+
+    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        """``return_mean``, ``return_std`` (population), ``len_mean``, under ``prefix``."""
+        returns = np.asarray(self.returns, dtype=np.float64)
+        return {
+            f"{prefix}return_mean": float(returns.mean()),
+            f"{prefix}return_std": float(returns.std()),
+            f"{prefix}ep_len_mean": float(np.mean(self.lengths)),
+        }
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy: ActorCritic,
+    env_factory: VecEnvFactory,
+    n_episodes: int,
+    deterministic: bool = True,
+    seed: int = 0,
+    video_dir: str | Path | None = None,
+    video_episodes: int = 1,
+    name_prefix: str = "eval",
+) -> EvalResult:
+    """Play ``n_episodes`` on one fresh env (episode ``i`` reset with ``seed + i``).
+
+    Observations go through ``policy.normalize_obs``, which applies the running statistics without
+    updating them. With ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes={n_episodes}: evaluate at least 1 episode")
+    env = env_factory.env_fn(render_mode="rgb_array" if video_dir else None)()
+    if isinstance(env.action_space, gym.spaces.Box):
+        env = gym.wrappers.ClipAction(env)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(
+            env,
+            str(video_dir),
+            episode_trigger=lambda episode: episode < video_episodes,
+            name_prefix=name_prefix,
+        )
+    device = next(policy.parameters()).device
+    was_training = policy.training
+    policy.eval()
+    returns: list[float] = []
+    lengths: list[int] = []
+    try:
+        for episode in range(n_episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            total, length, done = 0.0, 0, False
+            while not done:
+                net_obs = policy.normalize_obs(torch.as_tensor(obs, device=device).unsqueeze(0))
+                action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
+                if policy.is_discrete:
+                    action = int(action)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+    finally:
+        env.close()
+        policy.train(was_training)
+    videos = sorted(str(p) for p in Path(video_dir).glob(f"{name_prefix}-episode-*.mp4")) if video_dir else []
+    return EvalResult(returns, lengths, videos)
+
+
+def run_eval(cfg: DictConfig) -> dict[str, Any]:
+    """Load ``cfg.ckpt_path``, evaluate, write ``eval.json`` (and videos); returns its content."""
+    from rlcamp.train import quiet_libraries
+    from rlcamp.utils.checkpoint import load_run
+    from rlcamp.utils.instantiate import instantiate_group
+    from rlcamp.utils.wandb import (
+        define_env_step_axis,
+        finish_wandb,
+        log_summary,
+        log_video,
+        run_name,
+        setup_wandb,
+    )
+
+    quiet_libraries()
+    output_dir = Path(cfg.paths.output_dir)
+    module, run_cfg = load_run(cfg.ckpt_path)
+    module.to(cfg.device)
+    video_dir = output_dir / "videos" if cfg.video else None
+    result = evaluate_policy(
+        module.policy,
+        module.env_factory,
+        n_episodes=cfg.n_episodes,
+        deterministic=cfg.deterministic,
+        seed=cfg.seed,
+        video_dir=video_dir,
+        video_episodes=cfg.video_episodes,
+    )
+    metrics = result.metrics()
+    report = {
+        "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
+        "env_id": module.env_factory.id,
+        "algo": type(module).__name__.lower(),
+        "train_seed": run_cfg.get("seed"),
+        "train_env_steps": module.env_steps,
+        "n_episodes": cfg.n_episodes,
+        "deterministic": cfg.deterministic,
+        "seed": cfg.seed,
+        "return_mean": metrics["eval/return_mean"],
+        "return_std": metrics["eval/return_std"],
+        "return_min": min(result.returns),
+        "return_max": max(result.returns),
+        "ep_len_mean": metrics["eval/ep_len_mean"],
+        "returns": result.returns,
+        "lengths": result.lengths,
+        "videos": result.videos,
+    }
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    setup_wandb(
+        cfg,
+        name=f"{run_name(run_cfg)}-eval",
+        group=OmegaConf.select(run_cfg, "logger.wandb.group"),
+        job_type="eval",
+    )
+    loggers = instantiate_group(cfg.get("logger"))
+    define_env_step_axis(loggers)
+    for logger in loggers:
+        logger.log_hyperparams(
+            {"eval": OmegaConf.to_container(cfg, resolve=True), "run": OmegaConf.to_container(run_cfg)}
+        )
+        logger.log_metrics({"env_steps": module.env_steps, **metrics}, step=module.env_steps)
+        logger.save()
+    for video in result.videos:
+        log_video(loggers, "eval/video", video, module.env_steps)
+    log_summary(loggers, metrics)
+    finish_wandb()
+
+    mode = "deterministic" if cfg.deterministic else "stochastic"
+    print(
+        f"{report['env_id']}: return {report['return_mean']:.2f} ± {report['return_std']:.2f} "
+        f"over {cfg.n_episodes} {mode} episodes "
+        f"(min {report['return_min']:.2f}, max {report['return_max']:.2f})"
+    )
+    print(
+        f"wrote {output_dir / 'eval.json'}"
+        + (f" and {len(result.videos)} video(s) in {video_dir}" if video_dir else "")
+    )
+    return report
+
+
+@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
+def hydra_main(cfg: DictConfig) -> None:
+    from rlcamp.utils.checkpoint import CheckpointError
+
+    try:
+        run_eval(cfg)
+    except CheckpointError as err:
+        raise SystemExit(f"rlcamp-eval: {err}") from None
+
+
+def main() -> None:
+    """``rlcamp-eval``: load ``.env``, set headless rendering defaults, run Hydra."""
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    hydra_main()
+
+
+if __name__ == "__main__":
+    main()

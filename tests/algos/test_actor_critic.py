@@ -1,0 +1,95 @@
+"""The Q actor-critic: critic shapes, expected-SARSA TD(0) targets against brute force, the
+truncation bootstrap, and short runs on Discrete and Box actions."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlcamp.algos.actor_critic import QCritic, expected_q, td0_targets
+from rlcamp.rollout.buffer import Rollout
+from rlcamp.train import build, train
+
+OBS = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+
+
+def test_td0_targets_match_brute_force():
+    g = torch.Generator().manual_seed(0)
+    rewards, next_values = torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)
+    dones = torch.zeros(6, 2)
+    dones[2, 0] = dones[5, 1] = 1.0
+    expected = torch.tensor(
+        [
+            [
+                float(rewards[t, n]) + (0.0 if dones[t, n] else 0.9 * float(next_values[t, n]))
+                for n in range(2)
+            ]
+            for t in range(6)
+        ]
+    )
+    torch.testing.assert_close(td0_targets(rewards, next_values, dones, 0.9), expected)
+
+
+def test_discrete_critic_gathers_the_taken_action_and_expected_q_sums_over_the_policy(make_cfg):
+    module = build(make_cfg("algo=actor_critic"))
+    critic, policy = module.q_critic, module.policy
+    obs, actions = torch.randn(5, 4), torch.tensor([0, 1, 1, 0, 1])
+    q_all = critic.all_actions(obs)
+    torch.testing.assert_close(critic(obs, actions), q_all[torch.arange(5), actions])
+    probs = policy.distribution(obs).probs
+    torch.testing.assert_close(expected_q(policy, critic, obs), (probs * q_all).sum(-1))
+
+
+def test_box_critic_takes_the_action_as_input():
+    critic = QCritic(OBS, gym.spaces.Box(-1.0, 1.0, (2,), np.float32), (16,), "tanh")
+    assert critic.body[0].in_features == 3 + 2
+    obs, a = torch.randn(4, 3), torch.randn(4, 2)
+    assert critic(obs, a).shape == (4,)
+    assert not torch.allclose(critic(obs, a), critic(obs, a + 1.0))
+
+
+def test_targets_bootstrap_truncations_not_terminations(make_cfg):
+    module = build(make_cfg("algo=actor_critic", "env.n_envs=2", "algo.n_steps=2", "algo.gamma=0.5"))
+    obs = torch.randn(2, 2, 4)
+    rollout = Rollout(
+        obs=obs,
+        actions=torch.zeros(2, 2, dtype=torch.long),
+        rewards=torch.ones(2, 2),
+        dones=torch.tensor([[1.0, 1.0], [0.0, 0.0]]),
+        next_obs=torch.randn(2, 4),
+        final_obs=torch.randn(1, 4),
+        final_index=torch.tensor([[0, 1]]),
+    )  # env 1 truncated at t=0
+    with torch.no_grad():
+        batch = module.process_rollout(rollout)
+        v = lambda x: expected_q(module.policy, module.q_critic, x)  # noqa: E731
+        expected = torch.tensor(
+            [
+                1.0,
+                1.0 + 0.5 * float(v(rollout.final_obs)[0]),
+                1.0 + 0.5 * float(v(rollout.next_obs)[0]),
+                1.0 + 0.5 * float(v(rollout.next_obs)[1]),
+            ]
+        )
+    torch.testing.assert_close(batch.returns, expected)
+    torch.testing.assert_close(batch.advantages, module.q_critic(batch.obs, batch.actions).detach())
+
+
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])
+def test_trains_on_discrete_and_box_actions(make_cfg, env):
+    summary, module = train(
+        make_cfg(
+            "algo=actor_critic",
+            f"env={env}",
+            "logger=none",
+            "callbacks=none",
+            "total_env_steps=256",
+            "algo.grad_diagnostics=true",
+        )
+    )
+    assert summary["env_steps"] == 256
+    assert np.isfinite(module.last_metrics["train/value_loss"]) and np.isfinite(
+        module.last_metrics["train/grad_var"]
+    )

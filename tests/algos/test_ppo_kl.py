@@ -1,0 +1,79 @@
+"""PPO's adaptive KL-penalty objective (Schulman et al. 2017, eq. 8 and section 4)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from rlcamp.algos import ConfigError
+from rlcamp.algos.ppo import adapt_kl_coef, approx_kl, kl_penalty_loss
+from rlcamp.train import build, train
+
+
+@pytest.mark.parametrize(
+    ("kl", "expected"),
+    [
+        (0.001, 0.5),
+        (0.01 / 1.5 - 1e-6, 0.5),
+        (0.01 / 1.5, 1.0),
+        (0.01, 1.0),
+        (0.015, 1.0),
+        (0.0151, 2.0),
+        (0.1, 2.0),
+    ],
+)
+def test_beta_rule(kl, expected):
+    """β/2 below d_targ/1.5, 2β above 1.5·d_targ, unchanged in between (d_targ = 0.01, β = 1)."""
+    assert adapt_kl_coef(1.0, kl, 0.01) == expected
+
+
+def test_kl_penalty_loss_value_and_gradient():
+    """``-E[rA] + β E[(r-1) - log r]``; at ``r = 1`` the penalty's gradient vanishes."""
+    log_ratio = torch.log(torch.tensor([1.5, 0.5, 1.0]))
+    adv = torch.tensor([1.0, -2.0, 3.0])
+    r = log_ratio.exp()
+    expected = -(r * adv).mean() + 2.0 * ((r - 1) - log_ratio).mean()
+    torch.testing.assert_close(kl_penalty_loss(log_ratio, adv, beta=2.0), expected)
+    at_old = torch.zeros(3, requires_grad=True)
+    kl_penalty_loss(at_old, adv, beta=5.0).backward()
+    torch.testing.assert_close(at_old.grad, -adv / 3)
+    assert approx_kl(torch.zeros(3)) == 0
+
+
+def test_beta_follows_the_rule_on_the_measured_kl(make_cfg, tmp_path):
+    """Each rollout logs the KL it measured and the β it used; the next β is the rule's answer."""
+    train(make_cfg("algo.loss=kl_penalty", "algo.kl_target=0.003", "callbacks=none", "total_env_steps=4096"))
+    rows = pd.read_csv(tmp_path / "metrics.csv")
+    betas, kls = rows["train/kl_coef"].tolist(), rows["train/kl"].tolist()
+    assert betas[0] == 1.0 and len(betas) == 16
+    assert [adapt_kl_coef(b, d, 0.003) for b, d in zip(betas[:-1], kls[:-1], strict=True)] == betas[1:]
+    assert len(set(betas)) > 1
+
+
+def test_fixed_kl_keeps_beta(make_cfg, tmp_path):
+    train(
+        make_cfg(
+            "algo.loss=kl_penalty",
+            "algo.adaptive_kl=false",
+            "algo.kl_coef=3",
+            "callbacks=none",
+            "total_env_steps=1024",
+        )
+    )
+    assert (pd.read_csv(tmp_path / "metrics.csv")["train/kl_coef"] == 3.0).all()
+
+
+def test_unknown_objective_is_rejected(make_cfg):
+    with pytest.raises(ConfigError, match=r"algo.loss='kl' is not an objective: use clip or kl_penalty"):
+        build(make_cfg("algo.loss=kl"))
+
+
+@pytest.mark.slow
+def test_ppo_kl_penalty_solves_cartpole_within_100k_steps(make_cfg):
+    """The tuned CartPole settings with ``loss=kl_penalty`` (β₀ = 1, d_targ = 0.01): measured 500 at
+    100k steps (seed 1), first reached at 42k; 19 s on a loaded 2-core machine. Threshold 450."""
+    summary, _ = train(
+        make_cfg("algo.loss=kl_penalty", "seed=1", "logger=none", "callbacks=none", "total_env_steps=100000")
+    )
+    assert summary["ep_return_mean"] >= 450, summary

@@ -1,0 +1,135 @@
+"""REINFORCE: unbiasedness of the estimator (± baseline) on an exact softmax bandit, the
+complete-episode mask and reward-to-go against brute force, and learning CartPole-v1."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlcamp.algos import ConfigError
+from rlcamp.algos.reinforce import complete_episode_mask, policy_gradient_loss, reward_to_go
+from rlcamp.rollout.buffer import Rollout
+from rlcamp.train import build, train
+
+MEANS = torch.tensor([10.0, 11.0, 12.5], dtype=torch.float64)  # arm rewards ~ N(mean, 1): a big offset
+LOGITS = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
+
+
+def bandit_estimates(baseline: float, n_batches: int = 4000, batch: int = 8, seed: int = 0) -> torch.Tensor:
+    """``[n_batches, 3]``: REINFORCE estimates ``-∇ policy_gradient_loss`` of the softmax bandit,
+    one per batch of ``batch`` pulls (batch ``k``'s gradient lands in row ``k`` of the logits)."""
+    g = torch.Generator().manual_seed(seed)
+    probs = torch.softmax(LOGITS, 0)
+    actions = torch.multinomial(probs.expand(n_batches, 3), batch, replacement=True, generator=g)
+    rewards = MEANS[actions] + torch.randn(n_batches, batch, generator=g, dtype=torch.float64)
+    logits = LOGITS.expand(n_batches, 3).clone().requires_grad_()
+    log_probs = torch.log_softmax(logits, -1).gather(1, actions)
+    (grad,) = torch.autograd.grad(n_batches * policy_gradient_loss(log_probs, rewards - baseline), logits)
+    return -grad
+
+
+def test_reinforce_is_unbiased_with_and_without_baseline_and_the_baseline_cuts_variance():
+    """``∇_θ E[r] = π ⊙ (μ - π·μ)`` exactly; ``b = V = π·μ`` keeps the mean and shrinks the variance."""
+    probs = torch.softmax(LOGITS, 0)
+    exact = probs * (MEANS - probs @ MEANS)
+    plain, based = bandit_estimates(0.0), bandit_estimates(float(probs @ MEANS))
+    for estimates in (plain, based):
+        stderr = estimates.std(0) / len(estimates) ** 0.5
+        assert ((estimates.mean(0) - exact).abs() < 4 * stderr).all(), (estimates.mean(0), exact, stderr)
+    assert based.var(0).sum() < 0.05 * plain.var(0).sum()
+
+
+def test_complete_episode_mask_drops_each_envs_tail():
+    dones = torch.tensor([[0, 0], [1, 0], [0, 0], [0, 1], [0, 0]], dtype=torch.float32)
+    expected = torch.tensor([[1, 1], [1, 1], [0, 1], [0, 1], [0, 0]], dtype=torch.bool)
+    assert torch.equal(complete_episode_mask(dones), expected)
+
+
+def test_reward_to_go_matches_brute_force_within_episodes():
+    g = torch.Generator().manual_seed(1)
+    rewards = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    dones = torch.zeros(9, 2, dtype=torch.float64)
+    dones[3, 0] = dones[8, 0] = dones[5, 1] = 1.0
+    gamma = 0.9
+    mask = complete_episode_mask(dones)
+    returns = reward_to_go(rewards, dones, gamma)
+    for n in range(2):
+        for t in range(9):
+            if not mask[t, n]:
+                continue
+            end = next(k for k in range(t, 9) if dones[k, n])
+            expected = sum(gamma ** (k - t) * float(rewards[k, n]) for k in range(t, end + 1))
+            assert float(returns[t, n]) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("baseline", ["none", "mean", "value"])
+def test_process_rollout_keeps_complete_episodes_and_subtracts_the_baseline(make_cfg, baseline):
+    module = build(
+        make_cfg(
+            "algo=reinforce",
+            "env.id=tests.helpers.envs:CountingEnv",
+            "env.n_envs=2",
+            "algo.n_steps=4",
+            "algo.gamma=0.25",
+            f"algo.baseline={baseline}",
+            "total_env_steps=8",
+        )
+    )
+    # env 0: an episode ends at t=1, then a cut-off tail; env 1: no episode end at all
+    obs = torch.arange(8, dtype=torch.float32).reshape(4, 2, 1)
+    rewards = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    dones = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    rollout = Rollout(
+        obs=obs,
+        actions=torch.zeros(4, 2, dtype=torch.long),
+        rewards=rewards,
+        dones=dones,
+        next_obs=torch.zeros(2, 1),
+        final_obs=torch.zeros(0, 1),
+        final_index=torch.zeros(0, 2, dtype=torch.long),
+    )
+    with torch.no_grad():
+        batch = module.process_rollout(rollout)
+    torch.testing.assert_close(batch.obs, torch.tensor([[0.0], [2.0]]))
+    torch.testing.assert_close(batch.returns, torch.tensor([1.0 + 0.25 * 2.0, 2.0]))
+    b = {"none": torch.zeros(2), "mean": torch.full((2,), 1.75), "value": module.policy.value(batch.obs)}[
+        baseline
+    ]
+    torch.testing.assert_close(batch.advantages, batch.returns - b)
+
+
+def test_unknown_baseline_is_rejected(make_cfg):
+    with pytest.raises(ConfigError, match=r"algo.baseline='critic': choose one of none, mean, value"):
+        build(make_cfg("algo=reinforce", "algo.baseline=critic"))
+
+
+def test_a_rollout_without_an_episode_end_skips_its_update(make_cfg):
+    """CountingEnv(horizon=3) with 2-step rollouts: the first rollout holds no episode end."""
+    summary, module = train(
+        make_cfg(
+            "algo=reinforce",
+            "env.id=tests.helpers.envs:CountingEnv",
+            "env.n_envs=1",
+            "algo.n_steps=2",
+            "total_env_steps=2",
+            "logger=none",
+            "callbacks=none",
+        )
+    )
+    assert module.last_metrics["train/skipped_update"] == 1.0
+    assert module.last_metrics["train/valid_fraction"] == 0.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_reinforce_with_value_baseline_learns_cartpole(make_cfg, seed):
+    """Default REINFORCE + V on CartPole-v1 (4 envs × 500 steps, Adam 1e-2, standardized G - V).
+
+    Measured at 60k steps: 497.6 / 500.0 / 308.6 on seeds 1 / 2 / 3 (random policy ≈ 22);
+    threshold 200. Not monotone: at 100k the same seeds read 253.8 / 494.9 / 101.8 (the large step
+    that makes it fast also makes it fall off the solution).
+    """
+    summary, _ = train(
+        make_cfg("algo=reinforce", f"seed={seed}", "logger=none", "callbacks=none", "total_env_steps=60000")
+    )
+    assert summary["ep_return_mean"] >= 200, summary

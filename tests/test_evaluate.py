@@ -1,0 +1,99 @@
+"""rlcamp-eval and evaluate_policy: frozen normalization, eval.json, mp4 videos, headless."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rlcamp.evaluate import evaluate_policy
+from rlcamp.train import train
+from rlcamp.utils.build import build
+
+HAS_MUJOCO = importlib.util.find_spec("mujoco") is not None
+
+
+def test_evaluate_policy_leaves_normalization_statistics_alone(make_cfg):
+    module = build(make_cfg("env.normalize_obs=true"))
+    normalizer = module.policy.obs_normalizer
+    for buffer in normalizer.buffers():
+        buffer.add_(0.5)
+    before = {k: v.clone() for k, v in normalizer.state_dict().items()}
+    result = evaluate_policy(module.policy, module.env_factory, n_episodes=2, seed=7)
+    assert len(result.returns) == len(result.lengths) == 2 and min(result.lengths) >= 1
+    assert result.returns == [float(n) for n in result.lengths]  # CartPole: +1 per step
+    for key, value in normalizer.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    again = evaluate_policy(module.policy, module.env_factory, n_episodes=2, seed=7)
+    assert again.returns == result.returns  # deterministic policy, same seeds
+
+
+@pytest.mark.slow
+def test_rlcamp_eval_writes_eval_json_and_mp4(make_cfg, tmp_path):
+    """A checkpoint with normalization on: the CLI reproduces the in-process policy's returns."""
+    cfg = make_cfg(
+        "total_env_steps=512", "env.normalize_obs=true", "logger=none", output_dir=tmp_path / "run"
+    )
+    _, module = train(cfg)
+    expected = evaluate_policy(module.policy, module.env_factory, n_episodes=3, seed=100_000)
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlcamp.evaluate",
+            f"ckpt_path={ckpt}",
+            "n_episodes=3",
+            "deterministic=true",
+            "video=true",
+            f"paths.log_dir={tmp_path / 'logs'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (out_dir,) = (tmp_path / "logs" / "eval" / "runs").iterdir()
+    report = json.loads((out_dir / "eval.json").read_text())
+    assert report["returns"] == expected.returns
+    assert report["return_mean"] == pytest.approx(sum(expected.returns) / 3)
+    assert report["train_env_steps"] == 512 and report["env_id"] == "CartPole-v1"
+    videos = list((out_dir / "videos").glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+    assert report["videos"] == [str(videos[0])]
+    assert f"return {report['return_mean']:.2f} ± {report['return_std']:.2f} over 3" in result.stdout
+
+
+def test_rlcamp_eval_missing_checkpoint_is_one_line(tmp_path):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlcamp.evaluate import CONF_DIR, hydra_main
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "eval", overrides=[f"ckpt_path={tmp_path / 'nope.ckpt'}", f"paths.output_dir={tmp_path}"]
+        )
+    with pytest.raises(SystemExit) as exit_info:
+        hydra_main(cfg)
+    message = str(exit_info.value.code)
+    assert message.startswith("rlcamp-eval: checkpoint") and "ckpt_path=" in message and "\n" not in message
+
+
+@pytest.mark.slow
+@pytest.mark.mujoco
+@pytest.mark.skipif(not HAS_MUJOCO, reason="the mujoco extra is not installed: pip install -e '.[mujoco]'")
+def test_mujoco_video_renders_headless(make_cfg, tmp_path):
+    """MUJOCO_GL=egl (set in conftest) renders without a display; the mp4 has real frames."""
+    import imageio.v3 as iio
+
+    module = build(make_cfg("env=inverted_pendulum"))
+    result = evaluate_policy(module.policy, module.env_factory, n_episodes=1, video_dir=tmp_path / "videos")
+    (video,) = result.videos
+    frames = iio.imread(video, plugin="pyav") if importlib.util.find_spec("av") else iio.imread(video)
+    assert len(frames) >= min(result.lengths[0], 2) and frames.std() > 0

@@ -1,0 +1,150 @@
+"""Numeric guards and failing sweep jobs.
+
+- A NaN/inf observation or reward names the env, the sub-env and the env step (or, with
+  ``env.nan_policy=terminate``, ends that episode).
+- A NaN/inf loss or gradient stops the run with one clear error, and the last checkpoint keeps
+  the last finite weights.
+- A job of a multirun that fails records ``status: failed`` and its error, and the others finish.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from rlcamp.algos.base import NonFiniteUpdateError
+from rlcamp.algos.ppo import PPO
+from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
+from rlcamp.rollout.collector import NonFiniteEnvError
+from rlcamp.train import train
+from rlcamp.utils.checkpoint import load_checkpoint
+
+COUNTING = [
+    "env.id=tests.helpers.envs:CountingEnv",
+    "env.n_envs=2",
+    "algo.n_steps=8",
+    "algo.n_minibatches=2",
+    "algo.update_epochs=2",
+    "total_env_steps=96",
+    "callbacks.checkpoint.every_env_steps=16",
+]
+
+
+@pytest.fixture
+def poison_from(monkeypatch):
+    """Make the loss (or only the gradient) NaN from the rollout that starts at ``env_steps`` on."""
+
+    def _poison(kind: str, env_steps: int) -> None:
+        compute_loss = PPO.compute_loss
+
+        def poisoned(self, batch):
+            loss, metrics = compute_loss(self, batch)
+            if self.env_steps > env_steps:
+                if kind == "loss":
+                    loss = loss * torch.tensor(float("nan"))
+                else:  # a finite loss whose backward pass yields NaN gradients
+                    extra = self.policy.value(batch.obs).sum() * 0.0
+                    extra.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+                    loss = loss + extra
+            return loss, metrics
+
+        monkeypatch.setattr(PPO, "compute_loss", poisoned)
+
+    return _poison
+
+
+@pytest.mark.parametrize("kind", ["loss", "gradient"])
+def test_non_finite_update_stops_the_run_and_keeps_the_last_good_checkpoint(
+    make_cfg, tmp_path, poison_from, kind
+):
+    poison_from(kind, env_steps=32)
+    with pytest.raises(NonFiniteUpdateError) as err:
+        train(make_cfg(*COUNTING, output_dir=tmp_path))
+    message = str(err.value)
+    assert f"non-finite {kind} in the update of rollout 3 (env step 48)" in message and "\n" not in message
+    assert "algo.optimizer.lr" in message
+    checkpoint = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert checkpoint["rlcamp"]["env_steps"] == 32
+    assert all(t.isfinite().all() for t in checkpoint["state_dict"].values() if t.is_floating_point())
+
+
+def test_checkpoint_callback_refuses_non_finite_weights(make_cfg, tmp_path):
+    _, module = train(make_cfg(*COUNTING, "total_env_steps=16", output_dir=tmp_path))
+    good = (tmp_path / "checkpoints" / "last.ckpt").read_bytes()
+    with torch.no_grad():
+        next(module.policy.parameters()).fill_(float("inf"))
+    callback = EnvStepCheckpoint(str(tmp_path / "checkpoints"))
+    with pytest.raises(
+        NonFiniteUpdateError, match="refusing to overwrite .*last.ckpt with non-finite weights"
+    ):
+        callback.save(trainer=None, pl_module=module)
+    assert (tmp_path / "checkpoints" / "last.ckpt").read_bytes() == good
+
+
+def test_nan_observation_names_env_sub_env_and_step(make_cfg, tmp_path):
+    with pytest.raises(NonFiniteEnvError) as err:
+        train(make_cfg(*COUNTING, "env.id=tests.helpers.envs:NaNEnv", output_dir=tmp_path))
+    assert str(err.value).startswith("tests.helpers.envs:NaNEnv sub-env 0 returned a non-finite observation")
+    assert "at env step 1;" in str(err.value) and "env.nan_policy=terminate" in str(err.value)
+
+
+def test_nan_policy_terminate_ends_those_episodes_and_trains_on(make_cfg, tmp_path):
+    """NaNEnv turns NaN at its 2nd step: that step is a termination with reward 0, and training goes on."""
+    summary, module = train(
+        make_cfg(
+            *COUNTING, "env.id=tests.helpers.envs:NaNEnv", "env.nan_policy=terminate", output_dir=tmp_path
+        )
+    )
+    assert summary["status"] == "completed" and summary["env_steps"] == 96
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+    module.setup("fit")
+    rollout = module.collector.collect(module.policy)
+    assert rollout.dones[:, 0].tolist() == [0, 1, 0, 0, 0, 0, 0, 0]
+    assert rollout.rewards[1].tolist() == [0.0, 0.0] and rollout.obs.isfinite().all()
+
+
+@pytest.mark.slow
+def test_failing_jobs_of_a_multirun_are_recorded_and_the_others_finish(tmp_path):
+    """Job 0 has a bad value, job 1 diverges (NaN observations), job 2 is fine: all three run."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rlcamp.train",
+            "-m",
+            "env=cartpole",
+            "env.n_envs=2",
+            "algo.n_steps=32",
+            "total_env_steps=128",
+            "callbacks.progress=null",
+            f"paths.log_dir={tmp_path}",
+            "task_name=sweep",
+            "env.id=CartPole-v1,tests.helpers.envs:NaNEnv",
+            "algo.gamma=1.5,0.99",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = (tmp_path / "sweep" / "multiruns").iterdir()
+    summaries = {}
+    for job in sorted(p for p in sweep_dir.iterdir() if p.name.isdigit()):
+        summaries[job.name] = json.loads((job / "summary.json").read_text())
+    assert len(summaries) == 4
+    statuses = [(s["env_id"], s["status"], s.get("error", "")) for s in summaries.values()]
+    for env_id, status, error in statuses:
+        if "gamma" in error:
+            assert status == "failed" and error.startswith("ConfigError: algo.gamma=1.5 must be in (0, 1]")
+        elif env_id.endswith("NaNEnv"):
+            assert status == "failed" and error.startswith(
+                "NonFiniteEnvError: tests.helpers.envs:NaNEnv sub-env 0"
+            )
+        else:
+            assert status == "completed", statuses
+    assert [s["status"] for s in summaries.values()].count("completed") == 1

@@ -1,0 +1,289 @@
+"""Resume: a crashed, killed or pre-empted run continues exactly from ``last.ckpt``.
+
+What is identical after a resume: weights, optimizer moments, LR-schedule position, annealed clip
+range, observation/reward normalization statistics, env-step and episode counters, the episode
+window and the Python/NumPy/torch random streams. What is not: the envs restart from
+``reset(seed)``, so unless every episode happened to end exactly at the checkpoint the rollouts
+after a resume differ from an uninterrupted run's. ``CountingEnv`` with a horizon dividing the
+rollout length makes episodes end at every rollout boundary, so there the whole run must match
+bit for bit.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+import torch
+
+from rlcamp.train import train
+from rlcamp.utils.checkpoint import latest_checkpoint, load_checkpoint
+from tests.helpers.envs import CountingEnv
+
+ALIGNED = [
+    "env.id=tests.helpers.envs:CountingEnv",
+    "+env.kwargs.horizon=4",
+    "env.n_envs=2",
+    "env.normalize_obs=true",
+    "env.normalize_reward=true",
+    "algo.n_steps=8",
+    "algo.n_minibatches=2",
+    "algo.update_epochs=2",
+    "total_env_steps=96",
+    "callbacks.checkpoint.every_env_steps=32",
+]
+ROLLOUT = 16
+
+
+class SlowCountingEnv(CountingEnv):
+    """A ``CountingEnv`` whose steps take ``step_seconds``, so a subprocess can be killed mid-run."""
+
+    def __init__(self, horizon: int = 5, step_seconds: float = 0.002) -> None:
+        super().__init__(horizon=horizon)
+        self.step_seconds = step_seconds
+
+    def step(self, action):
+        time.sleep(self.step_seconds)
+        return super().step(action)
+
+
+class Crash(RuntimeError):
+    """Raised by ``CrashAt`` to stand in for a crash between two checkpoints."""
+
+
+class CrashAt(pl.Callback):
+    """Raise when a rollout is about to start with ``env_steps`` already done."""
+
+    def __init__(self, env_steps: int) -> None:
+        self.env_steps = env_steps
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if pl_module.env_steps >= self.env_steps:
+            raise Crash(f"crash at env step {pl_module.env_steps}")
+
+
+class SendSignal(pl.Callback):
+    """Send ``signum`` to this process in the middle of the rollout update after ``env_steps``."""
+
+    def __init__(self, signum: int, env_steps: int) -> None:
+        self.signum = signum
+        self.env_steps = env_steps
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.env_steps == self.env_steps and batch_idx == 0:
+            os.kill(os.getpid(), self.signum)
+
+
+def metric_rows(path: Path) -> list[dict[str, str]]:
+    """``metrics.csv`` rows without the wall-clock column."""
+    with path.open(newline="") as file:
+        return [{k: v for k, v in row.items() if k != "time/sps"} for row in csv.DictReader(file)]
+
+
+def env_steps_column(path: Path) -> list[int]:
+    return [int(float(row["env_steps"])) for row in metric_rows(path)]
+
+
+def snapshot(directory: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_crash_and_resume_matches_an_uninterrupted_run_bit_for_bit(make_cfg, tmp_path):
+    full_summary, full = train(make_cfg(*ALIGNED, output_dir=tmp_path / "full"))
+
+    crashed_dir = tmp_path / "crashed"
+    with pytest.raises(Crash):
+        train(
+            make_cfg(
+                *ALIGNED,
+                "+callbacks.crash._target_=tests.test_resume.CrashAt",
+                "+callbacks.crash.env_steps=48",
+                output_dir=crashed_dir,
+            )
+        )
+    # the crash came after rollout 3 was logged but the last checkpoint holds rollout 2
+    assert env_steps_column(crashed_dir / "metrics.csv") == [16, 32, 48]
+    assert load_checkpoint(crashed_dir / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"] == 32
+    before = snapshot(crashed_dir)
+
+    ckpt = crashed_dir / "checkpoints" / "last.ckpt"
+    resumed_summary, resumed = train(make_cfg(*ALIGNED, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+
+    full_state, resumed_state = full.state_dict(), resumed.state_dict()
+    assert full_state.keys() == resumed_state.keys()
+    for name in full_state:
+        assert torch.equal(full_state[name], resumed_state[name]), name
+    full_ckpt = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")
+    resumed_ckpt = load_checkpoint(tmp_path / "resumed" / "checkpoints" / "last.ckpt")
+    for a, b in zip(
+        full_ckpt["optimizer_states"][0]["state"].values(),
+        resumed_ckpt["optimizer_states"][0]["state"].values(),
+        strict=True,
+    ):
+        assert all(torch.equal(a[key], b[key]) for key in a)
+    assert full_ckpt["lr_schedulers"] == resumed_ckpt["lr_schedulers"]
+    # the whole run's metrics, each rollout once, equal to the uninterrupted run's
+    assert env_steps_column(tmp_path / "resumed" / "metrics.csv") == list(range(ROLLOUT, 97, ROLLOUT))
+    assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+    for key in ("env_steps", "episodes", "ep_return_mean"):
+        assert resumed_summary[key] == full_summary[key], key
+    assert resumed_summary["resumed_from"] == str(ckpt)
+    assert snapshot(crashed_dir) == before, "resuming must not modify the crashed run's directory"
+
+
+def test_checkpoint_holds_every_piece_of_run_state(make_cfg, tmp_path):
+    train(make_cfg(*ALIGNED, "total_env_steps=32", output_dir=tmp_path))
+    state = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    rlcamp = state["rlcamp"]
+    assert rlcamp["env_steps"] == 32 and rlcamp["episodes"] == 8
+    assert set(rlcamp["rng"]) >= {"python", "numpy", "torch"}
+    assert rlcamp["spaces"] == {"observation": "Box(-inf, inf, (1,), float32)", "action": "Discrete(2)"}
+    assert any(name.startswith("policy.obs_normalizer") for name in state["state_dict"])
+    assert any(name.startswith("reward_scaler") for name in state["state_dict"])
+    assert state["lr_schedulers"][0]["last_epoch"] == 2
+    assert rlcamp["wall_seconds"] > 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
+def test_preemption_signal_checkpoints_at_the_end_of_the_rollout_and_stops(make_cfg, tmp_path, signum):
+    """SIGTERM/SIGUSR1 mid-update: the rollout finishes, last.ckpt is written, training stops, and
+    the handler installed before (Lightning's SLURM requeue, under SLURM) runs after the save."""
+    calls = []
+    previous = signal.signal(
+        signum, lambda s, f: calls.append((s, (tmp_path / "checkpoints/last.ckpt").exists()))
+    )
+    try:
+        summary, module = train(
+            make_cfg(
+                *ALIGNED,
+                "callbacks.checkpoint.every_env_steps=1000",
+                "+callbacks.signal._target_=tests.test_resume.SendSignal",
+                f"+callbacks.signal.signum={int(signum)}",
+                "+callbacks.signal.env_steps=32",
+                output_dir=tmp_path,
+            )
+        )
+    finally:
+        signal.signal(signum, previous)
+    assert summary["status"] == "preempted" and summary["preempted_by"] == signum.name
+    assert summary["env_steps"] == 32
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"] == 32
+    assert env_steps_column(tmp_path / "metrics.csv") == [16, 32]
+    assert calls == ([(signum, True)] if signum == signal.SIGUSR1 else [])
+
+
+def test_checkpoint_write_is_atomic(make_cfg, tmp_path, monkeypatch):
+    """A write that dies half-way leaves the previous last.ckpt intact and loadable."""
+    train(make_cfg(*ALIGNED, "total_env_steps=32", output_dir=tmp_path))
+    ckpt = tmp_path / "checkpoints" / "last.ckpt"
+    good = ckpt.read_bytes()
+
+    def die_mid_write(self, filepath, weights_only=None, storage_options=None):
+        Path(filepath).write_bytes(good[: len(good) // 2])
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pl.Trainer, "save_checkpoint", die_mid_write)
+    with pytest.raises((KeyboardInterrupt, SystemExit)):
+        train(make_cfg(*ALIGNED, "total_env_steps=64", f"ckpt_path={ckpt}", output_dir=tmp_path / "again"))
+    assert ckpt.read_bytes() == good
+    assert load_checkpoint(ckpt)["rlcamp"]["env_steps"] == 32
+
+
+def test_ckpt_path_last_resolves_to_the_newest_run_of_the_task(make_cfg, tmp_path):
+    runs = tmp_path / "logs" / "train" / "runs"
+    assert latest_checkpoint(tmp_path / "logs", "train") is None
+    for name in ("2026-01-01_00-00-00", "2026-01-02_00-00-00"):
+        train(make_cfg(*ALIGNED, "total_env_steps=32", output_dir=runs / name))
+        time.sleep(0.05)
+    assert latest_checkpoint(tmp_path / "logs", "train") == runs / "2026-01-02_00-00-00/checkpoints/last.ckpt"
+    assert latest_checkpoint(tmp_path / "logs", "other") is None
+
+    summary, _ = train(
+        make_cfg(
+            *ALIGNED,
+            "total_env_steps=64",
+            "ckpt_path=last",
+            f"paths.log_dir={tmp_path}/logs",
+            output_dir=runs / "2026-01-03_00-00-00",
+        )
+    )
+    assert summary["resumed_from"] == str(runs / "2026-01-02_00-00-00/checkpoints/last.ckpt")
+    assert env_steps_column(runs / "2026-01-03_00-00-00/metrics.csv") == [16, 32, 48, 64]
+
+
+def test_ckpt_path_last_without_a_checkpoint_starts_fresh(make_cfg, tmp_path):
+    summary, _ = train(
+        make_cfg(
+            *ALIGNED,
+            "total_env_steps=32",
+            "ckpt_path=last",
+            f"paths.log_dir={tmp_path}/logs",
+            output_dir=tmp_path / "logs/train/runs/first",
+        )
+    )
+    assert summary["status"] == "completed" and summary["resumed_from"] is None
+
+
+SLOW_ENV_RUN = [
+    "env.id=tests.test_resume:SlowCountingEnv",
+    "+env.kwargs.horizon=5",
+    "+env.kwargs.step_seconds=0.002",
+    "env.n_envs=2",
+    "algo.n_steps=8",
+    "algo.n_minibatches=2",
+    "algo.update_epochs=2",
+    "total_env_steps=1600",
+    "callbacks.checkpoint.every_env_steps=160",
+    "callbacks.progress=null",
+    "task_name=killed",
+]
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_with_ckpt_path_last(tmp_path):
+    """A real SIGKILL between two checkpoints, then ``ckpt_path=last``: the run completes its budget,
+    metrics.csv holds every rollout exactly once, summary.json counts the whole run."""
+    command = [sys.executable, "-m", "rlcamp.train", *SLOW_ENV_RUN, f"paths.log_dir={tmp_path}"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    runs = tmp_path / "killed" / "runs"
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        found = list(runs.glob("*/metrics.csv"))
+        if (
+            found
+            and list(runs.glob("*/checkpoints/last.ckpt"))
+            and len(found[0].read_text().splitlines()) > 14
+        ):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, f"the run ended before it was killed: {process.stderr.read()[-2000:]}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    (killed_dir,) = runs.iterdir()
+    checkpoint_steps = load_checkpoint(killed_dir / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"]
+    logged = env_steps_column(killed_dir / "metrics.csv")
+    assert 0 < checkpoint_steps < logged[-1] < 1600, "killed between two checkpoints"
+
+    result = subprocess.run([*command, "ckpt_path=last"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    (resumed_dir,) = [d for d in runs.iterdir() if d != killed_dir]
+    assert env_steps_column(resumed_dir / "metrics.csv") == list(range(16, 1601, 16))
+    summary = json.loads((resumed_dir / "summary.json").read_text())
+    assert summary["env_steps"] == 1600 and summary["status"] == "completed"
+    # each of the 2 envs loses the episode it was in at the checkpoint (envs restart from reset)
+    per_env_before = checkpoint_steps // 2
+    assert summary["episodes"] == 2 * (per_env_before // 5 + (800 - per_env_before) // 5)
+    assert summary["resumed_from"] == str(killed_dir / "checkpoints" / "last.ckpt")

@@ -1,0 +1,193 @@
+"""Bad input fails before any env is built, in one line naming the key and the fix, and touches nothing.
+
+Every case runs ``train`` (and the job wrapper) with the output directory pointing at an existing,
+finished run, and some resume from that run's checkpoint: afterwards every file of that run must
+be byte-for-byte what it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+
+import pytest
+import torch
+
+from rlcamp.envs.factory import VecEnvFactory
+from rlcamp.train import run_job, train
+
+TINY = [
+    "total_env_steps=256",
+    "env.n_envs=2",
+    "algo.n_steps=32",
+    "algo.n_minibatches=2",
+    "algo.update_epochs=1",
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A completed run directory (metrics, summary, checkpoint), shared by all cases."""
+    from tests.helpers.config import compose_train
+
+    run_dir = tmp_path_factory.mktemp("existing_run")
+    train(compose_train([*TINY, "callbacks.progress=null"], run_dir))
+    return run_dir
+
+
+def snapshot(directory):
+    return {
+        p.relative_to(directory): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
+
+
+def corrupt_copy(run_dir, tmp_path, monkeypatch):
+    path = tmp_path / "corrupt.ckpt"
+    data = (run_dir / "checkpoints" / "last.ckpt").read_bytes()
+    path.write_bytes(data[: len(data) // 3])
+    return path
+
+
+def foreign_copy(run_dir, tmp_path, monkeypatch):
+    """A valid torch file that rlcamp-train did not write."""
+    path = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}}, path)
+    return path
+
+
+def no_mujoco(run_dir, tmp_path, monkeypatch):
+    """Make ``mujoco`` unimportable and forget gymnasium's MuJoCo env modules."""
+    monkeypatch.setitem(sys.modules, "mujoco", None)
+    for name in [m for m in sys.modules if m.startswith("gymnasium.envs.mujoco.")]:
+        monkeypatch.delitem(sys.modules, name)
+
+
+def no_cuda(run_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+
+# (overrides, expected message fragment, setup); "{run}" is the existing run, "{tmp}" a scratch dir
+CASES = {
+    "gamma_zero": (["algo.gamma=0"], "algo.gamma=0 must be in (0, 1]", None),
+    "gamma_above_one": (["algo.gamma=1.5"], "algo.gamma=1.5 must be in (0, 1]", None),
+    "lambda_negative": (["algo.gae_lambda=-0.1"], "algo.gae_lambda=-0.1 must be in [0, 1]", None),
+    "lambda_above_one": (["algo.gae_lambda=1.2"], "algo.gae_lambda=1.2 must be in [0, 1]", None),
+    "clip_zero": (["algo.clip_range=0"], "algo.clip_range=0 must be > 0", None),
+    "clip_negative": (["algo.clip_range=-0.2"], "algo.clip_range=-0.2 must be > 0", None),
+    "clip_vf_zero": (["algo.clip_range_vf=0"], "algo.clip_range_vf=0 must be > 0 or null", None),
+    "lr_zero": (["algo.optimizer.lr=0"], "algo.optimizer.lr=0 must be > 0", None),
+    "lr_negative": (["algo.optimizer.lr=-0.001"], "algo.optimizer.lr=-0.001 must be > 0", None),
+    "n_envs_zero": (["env.n_envs=0"], "env.n_envs=0: need at least 1 environment", None),
+    "n_envs_negative": (["env.n_envs=-3"], "env.n_envs=-3: need at least 1 environment", None),
+    "n_steps_zero": (["algo.n_steps=0"], "algo.n_steps=0 must be >= 1", None),
+    "update_epochs_zero": (["algo.update_epochs=0"], "algo.update_epochs=0 must be >= 1", None),
+    "minibatches_not_dividing": (
+        ["algo.n_minibatches=3"],
+        "does not split into algo.n_minibatches=3; pick a divisor",
+        None,
+    ),
+    "budget_below_one_rollout": (
+        ["total_env_steps=10"],
+        "total_env_steps=10 is smaller than one rollout (64)",
+        None,
+    ),
+    "max_grad_norm_zero": (["algo.max_grad_norm=0"], "algo.max_grad_norm=0 must be > 0 or null", None),
+    "vectorization_typo": (
+        ["env.vectorization=parallel"],
+        "env.vectorization='parallel': use 'sync' or 'async'",
+        None,
+    ),
+    "nan_policy_typo": (
+        ["env.nan_policy=ignore"],
+        "env.nan_policy='ignore': use 'raise' or 'terminate'",
+        None,
+    ),
+    "env_id_typo": (
+        ["env.id=CartPol-v1"],
+        "env.id: unknown env id 'CartPol-v1'; did you mean CartPole-v1",
+        None,
+    ),
+    "env_id_unknown": (
+        ["env.id=NoSuchEnv-v0"],
+        "env.id: unknown env id 'NoSuchEnv-v0'; see gymnasium.pprint_registry()",
+        None,
+    ),
+    "action_space_unsupported": (
+        ["env.id=tests.helpers.envs:MultiBinaryEnv"],
+        "has action space MultiBinary; rlcamp supports Discrete",
+        None,
+    ),
+    "mujoco_missing": (
+        ["env=hopper"],
+        "env.id=Hopper-v5 needs MuJoCo, which is not installed: pip install -e '.[mujoco]'",
+        no_mujoco,
+    ),
+    "gpu_without_cuda": (["trainer=gpu"], "trainer.accelerator=gpu but torch", no_cuda),
+    "checkpoint_missing": (
+        ["ckpt_path={tmp}/nope/last.ckpt"],
+        "nope/last.ckpt does not exist; pass ckpt_path=",
+        None,
+    ),
+    "checkpoint_corrupt": (
+        ["ckpt_path={tmp}/corrupt.ckpt"],
+        "corrupt.ckpt is not a readable checkpoint",
+        corrupt_copy,
+    ),
+    "checkpoint_foreign": (
+        ["ckpt_path={tmp}/foreign.ckpt"],
+        "foreign.ckpt was not written by rlcamp-train",
+        foreign_copy,
+    ),
+    "checkpoint_other_spaces": (
+        ["env=acrobot", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "was trained on CartPole-v1 (observation Box",
+        None,
+    ),
+    "checkpoint_other_network": (
+        ["network.hidden_sizes=[32]", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "does not match the network this config builds",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_fails_in_one_line_before_any_env_and_touches_nothing(
+    case, finished_run, make_cfg, tmp_path, monkeypatch
+):
+    overrides, expected, setup = CASES[case]
+    if setup is not None:
+        setup(finished_run, tmp_path, monkeypatch)
+    overrides = [o.format(run=finished_run, tmp=tmp_path) for o in overrides]
+    before = snapshot(finished_run)
+    built = []
+    monkeypatch.setattr(VecEnvFactory, "__call__", lambda self, *a, **k: built.append(1))
+    cfg = make_cfg(*TINY, *overrides, output_dir=finished_run)
+
+    with pytest.raises(ValueError) as err:
+        train(cfg)
+    message = str(err.value)
+    assert expected in message, message
+    assert "\n" not in message
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(cfg)
+    assert str(exit_info.value) == f"rlcamp-train: error: {message}"
+    assert not built, "no vector env may be built"
+    assert snapshot(finished_run) == before
+
+
+def test_a_good_config_passes_validation(finished_run, make_cfg, tmp_path):
+    """The same machinery accepts a sound resume of the existing run (and then trains)."""
+    shutil.copytree(finished_run, tmp_path / "copy")
+    summary, _ = train(
+        make_cfg(
+            *TINY,
+            "total_env_steps=320",
+            f"ckpt_path={tmp_path}/copy/checkpoints/last.ckpt",
+            output_dir=tmp_path / "resumed",
+        )
+    )
+    assert summary["env_steps"] == 320
