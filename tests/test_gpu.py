@@ -1,4 +1,7 @@
-"""Training on a GPU: the policy and the rollout tensors live on CUDA, envs stay on the CPU."""
+"""Training on a GPU: the policy and the rollout tensors live on CUDA, envs stay on the CPU.
+
+Skipped without CUDA (CI); run on a GPU machine with ``pytest tests/test_gpu.py``.
+"""
 
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ def test_gpu_training_runs_on_cuda_and_checkpoints_load_on_cpu(make_cfg, tmp_pat
     def spy(self):
         batch = original(self)
         seen_devices.add(batch.obs.device.type)
+        seen_devices.add(next(self.policy.parameters()).device.type)
         return batch
 
     base.OnPolicyAlgorithm.collect_rollout = spy
@@ -32,8 +36,7 @@ def test_gpu_training_runs_on_cuda_and_checkpoints_load_on_cpu(make_cfg, tmp_pat
         summary, module = train(cfg)
     finally:
         base.OnPolicyAlgorithm.collect_rollout = original
-    assert seen_devices == {"cuda"}
-    assert next(module.policy.parameters()).device.type == "cuda"
+    assert seen_devices == {"cuda"}  # Lightning moves the module back to the CPU after fit
     assert summary["env_steps"] >= 8192 and math.isfinite(summary["ep_return_mean"])
     restored, _ = load_run(tmp_path / "checkpoints" / "last.ckpt")
     assert next(restored.policy.parameters()).device.type == "cpu"

@@ -25,7 +25,7 @@ class EnvError(ValueError):
     """A one-line, actionable error about the environment configuration."""
 
 
-def _resolve_entry_point(env_id: str) -> str:
+def resolve_entry_point(env_id: str) -> str:
     """Turn ``module:Class`` into a registered gymnasium id; leave plain ids unchanged.
 
     gymnasium itself understands ``module:EnvId`` (import ``module``, then make the registered
@@ -48,7 +48,7 @@ def _resolve_entry_point(env_id: str) -> str:
     return env_id  # gymnasium's own "module:RegisteredId" form
 
 
-def _check_env_id(env_id: str) -> None:
+def check_env_id(env_id: str) -> None:
     """Raise a one-line error for an unknown id, suggesting close registered names."""
     if env_id in gym.registry:
         return
@@ -57,7 +57,7 @@ def _check_env_id(env_id: str) -> None:
     raise EnvError(f"unknown env id {env_id!r}{hint}")
 
 
-def _check_action_space(env_id: str, space: gym.Space) -> None:
+def check_action_space(env_id: str, space: gym.Space) -> None:
     if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
         raise EnvError(
             f"{env_id} has action space {type(space).__name__}; rlcamp supports {SUPPORTED_ACTION_SPACES}"
@@ -66,8 +66,8 @@ def _check_action_space(env_id: str, space: gym.Space) -> None:
 
 def make_single_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     """Make one env by id (or ``module:Class``), flattening non-Box observations to a vector."""
-    env_id = _resolve_entry_point(env_id)
-    _check_env_id(env_id)
+    env_id = resolve_entry_point(env_id)
+    check_env_id(env_id)
     try:
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
@@ -78,7 +78,7 @@ def make_single_env(env_id: str, render_mode: str | None = None, **kwargs: Any) 
                 f"{env_id} needs MuJoCo: install the extra with `pip install -e '.[mujoco]'`"
             ) from err
         raise EnvError(f"{env_id}: {err}") from err
-    _check_action_space(env_id, env.action_space)
+    check_action_space(env_id, env.action_space)
     if not isinstance(env.observation_space, gym.spaces.Box):
         env = gym.wrappers.FlattenObservation(env)
     return env

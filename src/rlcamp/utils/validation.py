@@ -26,7 +26,7 @@ from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.algos.base import ConfigError, OnPolicyAlgorithm
-from rlcamp.envs.factory import EnvError, VecEnvFactory, _check_env_id, _resolve_entry_point
+from rlcamp.envs.factory import EnvError, VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.utils.build import build
 from rlcamp.utils.checkpoint import (
     CheckpointError,
@@ -63,8 +63,8 @@ def check_env(cfg: DictConfig) -> VecEnvFactory:
     """The env recipe's fields, its id and the MuJoCo extra, without making an env."""
     factory: VecEnvFactory = _instantiate(cfg.env)
     try:
-        env_id = _resolve_entry_point(factory.id)
-        _check_env_id(env_id)
+        env_id = resolve_entry_point(factory.id)
+        check_env_id(env_id)
     except EnvError as err:
         raise EnvError(f"env.id: {err}") from None
     entry_point = str(gym.spec(env_id).entry_point)
