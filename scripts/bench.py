@@ -138,6 +138,44 @@ def sb3_sps(env_id: str, steps: int, seed: int, cleanrl_cartpole: bool) -> float
     return model.num_timesteps / (time.perf_counter() - start)
 
 
+def sb3_time_to_solve(seed: int) -> tuple[float, int] | None:
+    """SB3 PPO with rl-zoo's tuned CartPole-v1 settings: wall time until the mean return of the
+    last 20 episodes first reaches 475 (checked after every rollout, as for rlcamp)."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.env_util import make_vec_env
+
+    class Solved(BaseCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.start = 0.0
+            self.solved_at: tuple[float, int] | None = None
+
+        def _on_training_start(self) -> None:
+            self.start = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            returns = [info["r"] for info in list(self.model.ep_info_buffer)[-20:]]
+            if self.solved_at is None and len(returns) == 20 and np.mean(returns) >= SOLVED:
+                self.solved_at = (time.perf_counter() - self.start, self.model.num_timesteps)
+                self.model.num_timesteps = 10**9  # ends learn() after this rollout's update
+
+    def linear(start: float):
+        return lambda progress: progress * start
+
+    env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
+    model = PPO(
+        "MlpPolicy", env, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
+        ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu",
+    )
+    callback = Solved()
+    model.learn(total_timesteps=200_000, callback=callback)
+    return callback.solved_at
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -184,6 +222,10 @@ def main() -> None:
     results["solve_seconds"] = median([t for t, _ in solved])
     results["solve_env_steps"] = median([float(n) for _, n in solved])
     results["solved_runs"] = len(solved)
+    if args.sb3:
+        sb3_solved = [s for s in (sb3_time_to_solve(seed) for seed in seeds) if s is not None]
+        results["sb3_solve_seconds"] = median([t for t, _ in sb3_solved])
+        results["sb3_solve_env_steps"] = median([float(n) for _, n in sb3_solved])
 
     header = ["setting", "PPO train steps/s", "raw env steps/s", "train/raw"] + (
         ["SB3 PPO steps/s (ours/SB3)"] if args.sb3 else []
@@ -197,6 +239,12 @@ def main() -> None:
         f"{results['solve_seconds']:.1f} s (median over {len(solved)}/{len(seeds)} seeds that reached it), "
         f"at ~{results['solve_env_steps']:,.0f} env steps"
     )
+    if args.sb3:
+        print(
+            f"SB3 PPO, rl-zoo's tuned CartPole settings: {SOLVED:.0f} reached in "
+            f"{results['sb3_solve_seconds']:.1f} s at ~{results['sb3_solve_env_steps']:,.0f} env steps "
+            f"(rlcamp/SB3 time: {results['solve_seconds'] / results['sb3_solve_seconds']:.2f})"
+        )
     print(f"torch {torch.__version__}, 1 thread, numpy {np.__version__}, repeats {args.repeats} (medians)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -43,7 +43,8 @@ def test_combination_composes_and_builds(make_cfg, algo, env, network):
 
 def test_cartpole_default_is_the_tuned_setting(make_cfg):
     cfg = make_cfg()
-    assert cfg.algo.n_steps == 32 and cfg.env.n_envs == 8 and cfg.algo.update_epochs == 20
+    assert cfg.algo.n_steps == 32 and cfg.env.n_envs == 8 and cfg.algo.update_epochs == 10
+    assert cfg.network.activation == "relu" and cfg.algo.optimizer.lr == 2e-3
 
 
 def test_mujoco_family_defaults(make_cfg):

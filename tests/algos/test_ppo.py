@@ -54,7 +54,8 @@ def test_nonsense_clip_range_is_rejected(make_cfg):
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_ppo_solves_cartpole_within_100k_steps(make_cfg, seed):
-    """The default run (rl-zoo's tuned settings) reaches 500 by ~50k steps; require 475 at 100k."""
+    """The default run (conf/algo_env/ppo_cartpole.yaml) first reaches 475 at 31k/31k/39k steps on
+    seeds 1/2/3 and ends at 500 on each at 100k (lowest after 50k: 411/500/403); require 475."""
     summary, _ = train(make_cfg(f"seed={seed}", "logger=none", "callbacks=none", "total_env_steps=100000"))
     assert summary["ep_return_mean"] >= 475, summary
 
