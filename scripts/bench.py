@@ -168,8 +168,18 @@ def sb3_time_to_solve(seed: int) -> tuple[float, int] | None:
 
     env = make_vec_env("CartPole-v1", n_envs=8, seed=seed)
     model = PPO(
-        "MlpPolicy", env, n_steps=32, batch_size=256, n_epochs=20, gamma=0.98, gae_lambda=0.8,
-        ent_coef=0.0, learning_rate=linear(1e-3), clip_range=linear(0.2), seed=seed, device="cpu",
+        "MlpPolicy",
+        env,
+        n_steps=32,
+        batch_size=256,
+        n_epochs=20,
+        gamma=0.98,
+        gae_lambda=0.8,
+        ent_coef=0.0,
+        learning_rate=linear(1e-3),
+        clip_range=linear(0.2),
+        seed=seed,
+        device="cpu",
     )
     callback = Solved()
     model.learn(total_timesteps=100_000, callback=callback)  # rl-zoo's n_timesteps (sets the annealing)

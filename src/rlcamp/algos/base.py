@@ -394,3 +394,18 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.collector.stats.add(**self._restored_stats["episode_window"])
         self.collector.stats.episodes = self._restored_stats["episodes"]
         self._restored_stats = None
+
+
+class FullBatchUpdate:
+    """Mixin for methods that update once per rollout on all of it (REINFORCE, A2C, NPG, TRPO).
+
+    Put it before ``OnPolicyAlgorithm`` in the bases: the dataloader then yields the whole
+    rollout as a single batch, its advantages standardized over it when ``normalize_advantage``.
+    """
+
+    batches_per_rollout = 1
+
+    def update_batches(self, batch: Batch) -> Iterator[Batch]:
+        if self.hparams.normalize_advantage and len(batch) > 1:
+            batch.advantages = normalize(batch.advantages)
+        yield batch

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from rlcamp.algos.base import ConfigError, Metrics, OnPolicyAlgorithm
-from rlcamp.algos.losses import normalize, value_loss
+from rlcamp.algos.base import ConfigError, FullBatchUpdate, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.losses import value_loss
 from rlcamp.algos.natural import (
     PolicySnapshot,
     fisher_vector_product,
@@ -31,7 +30,7 @@ def importance_surrogate(
     return ((log_prob - old_log_prob).exp() * advantages).mean()
 
 
-class NPG(OnPolicyAlgorithm):
+class NPG(FullBatchUpdate, OnPolicyAlgorithm):
     """One natural-gradient step per rollout on the whole batch, then a separate value fit.
 
     Policy: ``θ ← θ + sqrt(2δ / xᵀFx) · x`` with ``x = F⁻¹∇L`` from conjugate gradient on
@@ -85,17 +84,6 @@ class NPG(OnPolicyAlgorithm):
             optimizer, lambda k: max(1.0 - k / self.num_rollouts, 0.0)
         )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
-
-    # ------------------------------------------------------------- data: one full batch per rollout
-    @property
-    def batches_per_rollout(self) -> int:
-        return 1
-
-    def update_batches(self, batch: Batch) -> Iterator[Batch]:
-        """The whole rollout once, advantages standardized over it."""
-        if self.hparams.normalize_advantage and len(batch) > 1:
-            batch.advantages = normalize(batch.advantages)
-        yield batch
 
     # ------------------------------------------------------------- update
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:

@@ -6,13 +6,12 @@ REINFORCE with another weight ``Ψ_t`` in the same estimator.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from rlcamp.algos.base import ConfigError, Metrics, OnPolicyAlgorithm
-from rlcamp.algos.losses import normalize, value_loss
+from rlcamp.algos.base import ConfigError, FullBatchUpdate, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.losses import value_loss
 from rlcamp.rollout.advantages import discounted_returns
 from rlcamp.rollout.buffer import Batch, Rollout
 
@@ -45,7 +44,7 @@ def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> to
     return discounted_returns(rewards, dones, torch.zeros_like(rewards[0]), gamma)
 
 
-class PolicyGradient(OnPolicyAlgorithm):
+class PolicyGradient(FullBatchUpdate, OnPolicyAlgorithm):
     """One gradient step per rollout on ``-log π·Ψ - c_e·H (+ c_v·critic loss)``.
 
     ``process_rollout`` decides ``Ψ`` (``batch.advantages``) and the critic's targets; the loss and
@@ -66,16 +65,6 @@ class PolicyGradient(OnPolicyAlgorithm):
             raise ConfigError(f"algo.ent_coef={hp.ent_coef} must be >= 0")
         if hp.vf_coef <= 0:
             raise ConfigError(f"algo.vf_coef={hp.vf_coef} must be > 0")
-
-    @property
-    def batches_per_rollout(self) -> int:
-        return 1
-
-    def update_batches(self, batch: Batch) -> Iterator[Batch]:
-        """The whole rollout once; ``normalize_advantage`` standardizes ``Ψ`` over it."""
-        if self.hparams.normalize_advantage and len(batch) > 1:
-            batch.advantages = normalize(batch.advantages)
-        yield batch
 
     def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor | None:
         """``½ E[(V_φ(s) - R)²]`` on ``batch.returns``; None when there is no critic to train."""
