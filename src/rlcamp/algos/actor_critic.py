@@ -94,11 +94,7 @@ class QActorCritic(PolicyGradient):
         next_values = expected_q(
             self.policy, self.q_critic, torch.cat([rollout.obs[1:], rollout.next_obs[None]])
         )
-        rewards = rollout.rewards
-        if len(rollout.final_index):
-            rewards = rewards.clone()
-            t, env = rollout.final_index.unbind(1)
-            rewards[t, env] += self.hparams.gamma * expected_q(self.policy, self.q_critic, rollout.final_obs)
+        rewards = self.bootstrap_truncations(rollout, lambda s: expected_q(self.policy, self.q_critic, s))
         targets = td0_targets(rewards, next_values, rollout.dones, self.hparams.gamma)
         return Batch(
             obs=obs, actions=actions, log_probs=log_probs, values=q, advantages=q, returns=targets.reshape(-1)

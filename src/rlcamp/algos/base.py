@@ -206,13 +206,18 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             )
         return batch
 
-    def bootstrap_truncations(self, rollout: Rollout) -> torch.Tensor:
-        """Rewards with ``γ·V(s_final)`` added where a time limit cut the episode (not on termination)."""
+    def bootstrap_truncations(
+        self, rollout: Rollout, value: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Rewards with ``γ·V(s_final)`` added where a time limit cut the episode (not on termination).
+
+        ``value`` estimates ``V(s_final)``; by default the policy's critic ``V_φ``.
+        """
         rewards = rollout.rewards
         if len(rollout.final_index):
             rewards = rewards.clone()
             t, env = rollout.final_index.unbind(1)
-            rewards[t, env] += self.hparams.gamma * self.policy.value(rollout.final_obs)
+            rewards[t, env] += self.hparams.gamma * (value or self.policy.value)(rollout.final_obs)
         return rewards
 
     def process_rollout(self, rollout: Rollout) -> Batch:
@@ -275,8 +280,12 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self._nonfinite_update = nonfinite if first is None else torch.where(first.any(), first, nonfinite)
         optimizer.step()
 
+    def optimized_parameters(self) -> list[torch.nn.Parameter]:
+        """What the configured optimizer steps: every parameter (NPG/TRPO: the critic's only)."""
+        return list(self.parameters())
+
     def configure_optimizers(self) -> Any:
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=self.optimized_parameters())
         if not self.hparams.anneal_lr:
             return optimizer
         schedule = torch.optim.lr_scheduler.LambdaLR(

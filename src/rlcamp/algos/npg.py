@@ -75,15 +75,9 @@ class NPG(FullBatchUpdate, OnPolicyAlgorithm):
         features = mlp_forward(self.policy.critic_body, obs).detach()
         return self.policy.value_head(features).squeeze(-1)
 
-    def configure_optimizers(self) -> Any:
-        """The value optimizer (from ``algo.optimizer``) over φ only: θ moves by the natural step."""
-        optimizer = self.optimizer_factory(params=self.critic_parameters())
-        if not self.hparams.anneal_lr:
-            return optimizer
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda k: max(1.0 - k / self.num_rollouts, 0.0)
-        )
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
+    def optimized_parameters(self) -> list[nn.Parameter]:
+        """The value optimizer (from ``algo.optimizer``) steps φ only: θ moves by the natural step."""
+        return self.critic_parameters()
 
     # ------------------------------------------------------------- update
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
