@@ -30,6 +30,7 @@ def plant(checkpoint_path, marker):
     return evil
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol:UserWarning")  # the planted pickle's
 def test_malicious_pickle_is_refused_everywhere_a_checkpoint_is_read(make_cfg, tmp_path):
     train(make_cfg("total_env_steps=256", "env.n_envs=2", "algo.n_steps=32", output_dir=tmp_path / "run"))
     marker = tmp_path / "pwned"

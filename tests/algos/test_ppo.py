@@ -82,3 +82,13 @@ def test_first_minibatch_ratio_is_one(make_cfg):
     _, metrics = module.compute_loss(first)
     assert float(metrics["train/approx_kl"]) < 1e-6
     assert float(metrics["train/clip_fraction"]) == 0.0
+
+
+def test_explained_variance_reference_values():
+    from rlcamp.algos.losses import explained_variance
+
+    returns = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    torch.testing.assert_close(explained_variance(returns, returns), torch.tensor(1.0))
+    torch.testing.assert_close(explained_variance(torch.full((4,), 2.5), returns), torch.tensor(0.0))
+    assert explained_variance(torch.zeros(1), torch.ones(1)).isnan()
+    assert explained_variance(torch.zeros(3), torch.ones(3)).isnan()

@@ -25,7 +25,12 @@ def value_loss(
 
 
 def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> torch.Tensor:
-    """``1 - Var[R - V] / Var[R]``: 1 is a perfect critic, 0 no better than a constant."""
+    """``1 - Var[R - V] / Var[R]``: 1 is a perfect critic, 0 no better than a constant.
+
+    NaN when ``Var[R]`` is zero or undefined (fewer than two returns).
+    """
+    if returns.numel() < 2:
+        return torch.full((), float("nan"), device=returns.device)
     var_returns = returns.var()
     return (
         1.0 - (returns - values).var() / var_returns
