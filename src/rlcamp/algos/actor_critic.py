@@ -86,9 +86,7 @@ class QActorCritic(PolicyGradient):
         )
 
     def process_rollout(self, rollout: Rollout) -> Batch:
-        T, N = rollout.n_steps, rollout.n_envs
-        obs = rollout.obs.reshape(T * N, -1)
-        actions = rollout.actions.reshape(T * N, *rollout.actions.shape[2:])
+        obs, actions = rollout.flat_obs, rollout.flat_actions
         log_probs, _, _ = self.policy.evaluate_actions(obs, actions)
         q = self.q_critic(obs, actions)
         next_values = expected_q(

@@ -223,8 +223,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def process_rollout(self, rollout: Rollout) -> Batch:
         """Old log-probs and values in one batched pass, then GAE(λ) advantages and λ-returns."""
         T, N = rollout.n_steps, rollout.n_envs
-        flat_obs = rollout.obs.reshape(T * N, -1)
-        flat_actions = rollout.actions.reshape(T * N, *rollout.actions.shape[2:])
+        flat_obs, flat_actions = rollout.flat_obs, rollout.flat_actions
         log_probs, _, values = self.policy.evaluate_actions(flat_obs, flat_actions)
         values = values.reshape(T, N)
         last_value = self.policy.value(rollout.next_obs)

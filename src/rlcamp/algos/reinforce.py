@@ -125,11 +125,9 @@ class REINFORCE(PolicyGradient):
             )
 
     def process_rollout(self, rollout: Rollout) -> Batch:
-        T, N = rollout.n_steps, rollout.n_envs
         returns = reward_to_go(rollout.rewards, rollout.dones, self.hparams.gamma)
         keep = complete_episode_mask(rollout.dones).reshape(-1)
-        obs = rollout.obs.reshape(T * N, -1)[keep]
-        actions = rollout.actions.reshape(T * N, *rollout.actions.shape[2:])[keep]
+        obs, actions = rollout.flat_obs[keep], rollout.flat_actions[keep]
         returns = returns.reshape(-1)[keep]
         log_probs, _, values = self.policy.evaluate_actions(obs, actions)
         baseline = {

@@ -32,6 +32,16 @@ class Rollout:
     def n_envs(self) -> int:
         return self.obs.shape[1]
 
+    @property
+    def flat_obs(self) -> torch.Tensor:
+        """``obs`` as ``[T·N, obs_dim]``, time-major (row ``t·N + env``), as ``Batch`` stores it."""
+        return self.obs.reshape(self.n_steps * self.n_envs, -1)
+
+    @property
+    def flat_actions(self) -> torch.Tensor:
+        """``actions`` as ``[T·N, ...]``, in the row order of ``flat_obs``."""
+        return self.actions.reshape(self.n_steps * self.n_envs, *self.actions.shape[2:])
+
 
 @dataclass
 class Batch:
