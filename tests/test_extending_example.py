@@ -1,13 +1,26 @@
-"""docs/extending.md's worked example: its YAML blocks, as files on a Hydra search path, train."""
+"""docs/extending.md's worked example: its Python block defines a complete algorithm, and its YAML
+blocks, as files on a Hydra search path, train."""
 
 from __future__ import annotations
 
+import inspect
 import re
 from pathlib import Path
 
+from examples.extending import AdvantageWeightedPG
+
+from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.train import train
+from tests.helpers.docs import run_python_blocks
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
+
+
+def test_the_extending_guide_python_block_is_the_example_that_trains():
+    algo = run_python_blocks(DOC)["AdvantageWeightedPG"]
+    assert issubclass(algo, OnPolicyAlgorithm) and not inspect.isabstract(algo)
+    # the page's loss compiles to the same code as examples/extending.py's, which the next test trains
+    assert algo.compute_loss.__code__.co_code == AdvantageWeightedPG.compute_loss.__code__.co_code
 
 
 def test_the_extending_guide_example_trains(make_cfg, tmp_path):
