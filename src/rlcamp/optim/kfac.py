@@ -193,6 +193,11 @@ class _LinearRecorder(TorchFunctionMode):
 
 
 # ----------------------------------------------------------------------------- the preconditioner
+def _grad_or_zeros(param: nn.Parameter) -> torch.Tensor:
+    """``param.grad``, or zeros when the training loss did not reach ``param``."""
+    return param.grad if param.grad is not None else torch.zeros_like(param)
+
+
 @dataclass
 class _LayerState:
     """Running factors of one layer and the eigenbases last computed from them."""
@@ -303,11 +308,10 @@ class KFAC:
         """``∇Ŵ = [∇W | ∇b]`` of each layer from its ``.grad`` (zeros where there is none)."""
         matrices = []
         for layer in self.layers:
-            weight_grad = layer.weight.grad if layer.weight.grad is not None else torch.zeros_like(layer.weight)
+            grad = _grad_or_zeros(layer.weight)
             if layer.bias is not None:
-                bias_grad = layer.bias.grad if layer.bias.grad is not None else torch.zeros_like(layer.bias)
-                weight_grad = torch.cat([weight_grad, bias_grad[:, None]], dim=1)
-            matrices.append(weight_grad)
+                grad = torch.cat([grad, _grad_or_zeros(layer.bias)[:, None]], dim=1)
+            matrices.append(grad)
         return matrices
 
     def precondition(self, grad_matrices: Sequence[torch.Tensor] | None = None) -> list[torch.Tensor]:
