@@ -380,3 +380,14 @@ def test_bad_settings_are_errors_that_name_the_fix(kwargs, message):
         KFAC(tracked(net, "actor"), **kwargs)
     with pytest.raises(ValueError, match="nn.Linear"):
         KFAC([])
+
+
+def test_eigenvalues_of_a_singular_factor_are_clamped_at_zero():
+    """``v vᵀ`` has four zero eigenvalues that ``eigh`` returns as ±rounding noise; a negative one
+    would make ``λ_G λ_A + λ`` negative for a large partner eigenvalue and a tiny ``λ``."""
+    v = 1e3 * torch.randn(5, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    outer = torch.outer(v, v)
+    assert (torch.linalg.eigvalsh(outer) < 0).any()
+    basis = symmetric_eigen(outer)
+    assert (basis.values >= 0).all()
+    torch.testing.assert_close(basis.vectors @ torch.diag(basis.values) @ basis.vectors.T, outer)
