@@ -1,6 +1,7 @@
 """Curvature-aware optimization: the K-FAC natural-gradient preconditioner of ACKTR."""
 
 from rlcamp.optim.kfac import (
+    GAUSSIAN_LOG_STD_FISHER,
     KFAC,
     EigenBasis,
     FisherCapture,
@@ -15,6 +16,7 @@ from rlcamp.optim.kfac import (
 )
 
 __all__ = [
+    "GAUSSIAN_LOG_STD_FISHER",
     "KFAC",
     "EigenBasis",
     "FisherCapture",

@@ -62,6 +62,12 @@ def value_fisher_loss(values: torch.Tensor) -> torch.Tensor:
     return -(values - target).square().mean()
 
 
+GAUSSIAN_LOG_STD_FISHER = 2.0
+"""Fisher of a state-independent ``log σ_j`` of ``N(μ, σ²)``: with ``z = (a - μ)/σ``,
+``∂ log π/∂ log σ_j = z_j² - 1`` and ``E[(z² - 1)²] = 3 - 2 + 1 = 2``; its cross terms with the mean's
+parameters vanish (``E[(z² - 1) z] = 0``), so it is an exact diagonal block of the Fisher."""
+
+
 # ----------------------------------------------------------------------------- factors
 def activation_factor(inputs: torch.Tensor, bias: bool = True) -> torch.Tensor:
     """``A = (1/N) Σ_n ā_n ā_nᵀ`` in float64, ``ā = [a; 1]`` when the layer has a bias.
@@ -224,6 +230,9 @@ class KFAC:
     ``decay``: running-average weight ``ρ`` of the factors, ``A ← ρA + (1-ρ)A_batch`` (the first
     update sets ``A = A_batch``; same for ``G``). ``damping``: ``λ`` of ``(A ⊗ G + λI)⁻¹``.
     ``inverse_every``: eigenbases are recomputed on factor updates 1, 1+k, 1+2k, … and reused between.
+    ``diagonal``: ``(parameter, f)`` pairs outside the Linear layers whose Fisher is the known constant
+    ``f·I`` (``GAUSSIAN_LOG_STD_FISHER`` for ``GaussianHead.log_std``); ``natural_gradient_`` gives them
+    ``η = ∇/(f + λ)``, the same Tikhonov damping, and counts them in ``ηᵀg``.
     """
 
     def __init__(
@@ -232,6 +241,7 @@ class KFAC:
         decay: float = 0.99,
         damping: float = 1e-2,
         inverse_every: int = 10,
+        diagonal: Sequence[tuple[nn.Parameter, float]] = (),
     ) -> None:
         layers = tuple(layers)
         if not layers or not all(isinstance(layer, nn.Linear) for layer in layers):
@@ -244,10 +254,17 @@ class KFAC:
             raise ValueError(f"kfac damping={damping}: choose damping > 0 (1e-2 is the usual value)")
         if inverse_every < 1:
             raise ValueError(f"kfac inverse_every={inverse_every}: choose an integer >= 1")
+        layer_params = {id(p) for layer in layers for p in layer.parameters()}
+        for param, fisher in diagonal:
+            if id(param) in layer_params:
+                raise ValueError("a KFAC diagonal parameter belongs to a tracked layer: pass it in one place")
+            if fisher <= 0:
+                raise ValueError(f"KFAC diagonal Fisher {fisher}: choose a positive value")
         self.layers = layers
         self.decay = decay
         self.damping = damping
         self.inverse_every = inverse_every
+        self.diagonal = tuple(diagonal)
         self.num_updates = 0
         self.states = [_LayerState() for _ in layers]
         self._weights = {id(layer.weight): i for i, layer in enumerate(layers)}
@@ -328,19 +345,31 @@ class KFAC:
         ]
 
     def natural_gradient_(self, lr: float, kl_clip: float) -> KFACStepStats:
-        """Replace each layer's ``.grad`` by ``s·η`` (``s = kl_step_scale(ηᵀg, lr, kl_clip)``).
+        """Replace each tracked ``.grad`` by ``s·η`` with ``s = kl_step_scale(ηᵀg, lr, kl_clip)``.
 
         A following plain SGD step ``θ ← θ - lr·grad`` is then the KL-bounded natural step
         ``Δ = -lr·s·η`` with ``½ ΔᵀF̂Δ ≤ kl_clip``. Returns the numbers worth logging.
         """
         grads = self.grad_matrices()
         etas = self.precondition(grads)
-        eta_dot_grad = float(sum((eta * grad.double()).sum() for eta, grad in zip(etas, grads, strict=True)))
+        diagonal_grads = [_grad_or_zeros(param).double() for param, _ in self.diagonal]
+        diagonal_etas = [
+            grad / (fisher + self.damping)
+            for grad, (_, fisher) in zip(diagonal_grads, self.diagonal, strict=True)
+        ]
+        eta_dot_grad = float(
+            sum(
+                (eta * grad.double()).sum()
+                for eta, grad in zip(etas + diagonal_etas, grads + diagonal_grads, strict=True)
+            )
+        )
         scale = kl_step_scale(eta_dot_grad, lr, kl_clip)
         for layer, eta in zip(self.layers, etas, strict=True):
             step = (scale * eta).to(layer.weight.dtype)
             layer.weight.grad = step[:, : layer.in_features].contiguous()
             if layer.bias is not None:
                 layer.bias.grad = step[:, layer.in_features].contiguous()
+        for (param, _), eta in zip(self.diagonal, diagonal_etas, strict=True):
+            param.grad = (scale * eta).to(param.dtype)
         quadratic_kl = 0.5 * (lr * scale) ** 2 * max(eta_dot_grad, 0.0)
         return KFACStepStats(eta_dot_grad, scale, quadratic_kl, self.damping)
