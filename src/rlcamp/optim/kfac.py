@@ -26,6 +26,15 @@ Conventions of this module:
   ``G`` is; no π-damping, no per-factor split. ``λ`` can change between calls without recomputing
   the eigenbases.
 - Minimization: ``η`` preconditions the gradient of a loss; the optimizer steps ``θ ← θ - lr·s·η``.
+
+One ACKTR update (a single forward serves the Fisher pass and the training loss)::
+
+    with kfac.capture() as capture:                      # records every tracked F.linear call
+        dist, values = policy(obs), critic(obs)          # a shared body must run once
+    kfac.update_factors(capture, policy_fisher_loss(dist) + value_fisher_loss(values))
+    optimizer.zero_grad(); a2c_loss(dist, values).backward()
+    stats = kfac.natural_gradient_(lr, kl_clip)          # .grad ← s·η
+    optimizer.step()                                     # SGD with lr: θ ← θ - lr·s·η
 """
 
 from __future__ import annotations
