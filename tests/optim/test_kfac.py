@@ -399,19 +399,19 @@ def a2c_loss(dist, values, actions, advantages, returns):
     return -(advantages * dist.log_prob(actions)).mean() + 0.5 * (returns - values).square().mean()
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_acktr_recipe_reuses_the_captured_forward_and_descends(shared):
+@pytest.mark.parametrize(("shared", "dtype"), [(False, torch.float32), (True, torch.float64)])
+def test_acktr_recipe_reuses_the_captured_forward_and_descends(shared, dtype):
     """Fisher pass and training loss share one forward (``retain_graph``): the training gradient
     equals a fresh forward's, the step respects the clip and a few steps lower the loss."""
     torch.manual_seed(0)
     net = ActorCritic(
         gym.spaces.Box(-1, 1, (4,)), gym.spaces.Discrete(3), hidden_sizes=(8,), shared=shared
-    ).double()
+    ).to(dtype)
     layers = tracked(net, "actor") + (tracked(net, "critic")[-1:] if shared else tracked(net, "critic"))
     kfac = KFAC(layers, inverse_every=2)
-    obs = torch.randn(256, 4, dtype=torch.float64)
-    actions = (obs @ torch.randn(4, 3, dtype=torch.float64)).argmax(-1)
-    advantages = torch.ones(256, dtype=torch.float64)
+    obs = torch.randn(256, 4, dtype=dtype)
+    actions = (obs @ torch.randn(4, 3, dtype=dtype)).argmax(-1)
+    advantages = torch.ones(256, dtype=dtype)
     returns = obs.sum(-1)
     losses = []
     for _ in range(10):
@@ -427,6 +427,7 @@ def test_acktr_recipe_reuses_the_captured_forward_and_descends(shared):
         )
         torch.testing.assert_close(layers[0].weight.grad, fresh[0])
         stats = kfac.natural_gradient_(lr=0.25, kl_clip=1e-3)
+        assert all(layer.weight.grad.dtype == dtype for layer in layers)
         assert stats.quadratic_kl <= 1e-3 * (1 + 1e-9)
         torch.optim.SGD(net.parameters(), lr=0.25).step()
     assert losses[-1] < losses[0]
