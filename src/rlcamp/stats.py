@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from rliable import library, metrics
 from scipy import stats
 
@@ -44,7 +45,7 @@ class Normalizer:
         return (np.asarray(scores, float) - self.random) / (self.reference - self.random)
 
 
-_RANDOM = "random: uniform random actions, mean of 100 episodes (scripts/random_scores.py, gymnasium 1.2)"
+_RANDOM = "random: uniform random actions, mean of 100 episodes (scripts/random_scores.py, gymnasium 1.4)"
 _ZOO = "rl-baselines3-zoo benchmark.md, tuned PPO, one agent, deterministic evaluation"
 _BASELINES = "OpenAI Baselines benchmarks_mujoco1M, ppo2 at 1M steps, mean of 6 seeds, MuJoCo v2"
 _CAP = "the episode cap, reward 1 a step"
@@ -157,20 +158,26 @@ def aggregate_estimates(per_env: Sequence[np.ndarray], reps: int, seed: int) -> 
     return _estimates(METRICS, *_interval(_columns(per_env), aggregate_point, reps, seed))
 
 
-def improvement(x: Sequence[np.ndarray], y: Sequence[np.ndarray], reps: int, seed: int) -> Estimate:
-    """P(X > Y): the per-env probability that a run of X beats a run of Y, averaged over envs.
+def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) on one env: ``(#{x_i > y_j} + ½ #{x_i = y_j}) / (n_x · n_y)``.
 
-    ``rliable.metrics.probability_of_improvement`` per env (the Mann–Whitney U statistic over
-    ``n_x · n_y``, ties counting one half), bootstrapped over the runs of X and Y independently.
+    The Mann–Whitney U over ``n_x · n_y`` that ``rliable.metrics.probability_of_improvement`` takes
+    from ``scipy.stats.mannwhitneyu`` (tested equal), counted in one array comparison: scipy's call
+    costs about 0.5 ms and the bootstrap makes reps × envs × pairs of them (minutes for a zoo).
     """
+    x, y = np.asarray(x, float).reshape(-1, 1), np.asarray(y, float).reshape(1, -1)
+    return float(np.mean(x > y) + 0.5 * np.mean(x == y))
+
+
+def improvement(x: Sequence[np.ndarray], y: Sequence[np.ndarray], reps: int, seed: int) -> Estimate:
+    """P(X > Y): the per-env probability that a run of X beats a run of Y, averaged over envs,
+    bootstrapped over the runs of X and of Y independently within each env."""
     if len(x) != len(y):
         raise ValueError("probability of improvement needs the same envs for both settings")
     n = len(x)
 
     def func(*columns: np.ndarray) -> np.ndarray:
-        return np.array(
-            [np.mean([metrics.probability_of_improvement(columns[i], columns[n + i]) for i in range(n)])]
-        )
+        return np.array([np.mean([probability_of_improvement(columns[i], columns[n + i]) for i in range(n)])])
 
     point, ci = _interval(_columns(x) + _columns(y), func, reps, seed)
     return Estimate(float(point[0]), float(ci[0, 0]), float(ci[1, 0]))
@@ -197,3 +204,189 @@ def iqm_curve(curves: np.ndarray, reps: int, seed: int) -> tuple[np.ndarray, np.
     """
     matrix = np.asarray(curves, float)[:, None, :]
     return _interval(matrix, lambda x: stats.trim_mean(x[:, 0, :], 0.25, axis=0), reps, seed)
+
+
+# ----------------------------------------------------------------------------- tables of runs
+def scores_by_env(finals: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """``{env: {label: final returns of its runs}}`` from ``compare``'s one-record-per-run table."""
+    finals = finals.dropna(subset=["final_return"])
+    return {
+        env: {label: g["final_return"].to_numpy(float) for label, g in rows.groupby("label", sort=True)}
+        for env, rows in finals.groupby("env", sort=True)
+    }
+
+
+def aggregate_envs(
+    scores: dict[str, dict[str, np.ndarray]], normalization: dict[str, Normalizer]
+) -> tuple[list[str], list[str]]:
+    """``(envs, notes)``: the envs every setting ran that have a normalization entry, and why others
+    are left out of the aggregate (an aggregate compares settings only on the same envs)."""
+    labels = sorted({label for by_label in scores.values() for label in by_label})
+    envs, notes = [], []
+    for env, by_label in scores.items():
+        if env not in normalization:
+            notes.append(
+                f"aggregate skips {env}: no random/reference score (pass --reference "
+                f"{env}=RANDOM:REFERENCE, or add it to rlcamp.stats.NORMALIZATION)"
+            )
+        elif missing := [label for label in labels if label not in by_label]:
+            notes.append(f"aggregate skips {env}: not run by {', '.join(missing)}")
+        else:
+            envs.append(env)
+    return envs, notes
+
+
+def reliability_warnings(scores: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """One line per env × setting with fewer than ``MIN_RELIABLE_RUNS`` runs."""
+    return [
+        f"warning: {env} / {label} has {len(runs)} run(s): bootstrap CIs from fewer than "
+        f"{MIN_RELIABLE_RUNS} runs are unreliable (run more seeds)"
+        for env, by_label in scores.items()
+        for label, runs in by_label.items()
+        if len(runs) < MIN_RELIABLE_RUNS
+    ]
+
+
+def _row(env: str, label: str, runs: int, normalized: bool, estimates: dict[str, Estimate]) -> dict:
+    row: dict = {"env": env, "label": label, "n_runs": runs, "normalized": normalized}
+    for metric in METRICS:
+        estimate = estimates.get(metric, Estimate(np.nan, np.nan, np.nan))
+        row.update({metric: estimate.value, f"{metric}_low": estimate.low, f"{metric}_high": estimate.high})
+    return row
+
+
+AGGREGATE = "all envs"
+
+
+def rliable_table(
+    finals: pd.DataFrame, normalization: dict[str, Normalizer], reps: int, seed: int
+) -> tuple[pd.DataFrame, list[str]]:
+    """``(table, notes)``: per env (episode return) and over envs (normalized score) × setting, the
+    four metrics with their 95% CIs. The aggregate row's env is ``AGGREGATE``."""
+    scores = scores_by_env(finals)
+    rows = []
+    for env, by_label in scores.items():
+        reference = normalization[env].reference if env in normalization else None
+        for label, runs in by_label.items():
+            rows.append(_row(env, label, len(runs), False, env_estimates(runs, reps, seed, reference)))
+    envs, notes = aggregate_envs(scores, normalization)
+    if envs:
+        labels = sorted(scores[envs[0]])
+        for label in labels:
+            per_env = [normalization[env](scores[env][label]) for env in envs]
+            n_runs = sum(len(s) for s in per_env)
+            rows.append(_row(AGGREGATE, label, n_runs, True, aggregate_estimates(per_env, reps, seed)))
+        notes.insert(0, f"{AGGREGATE}: {', '.join(envs)}, normalized (score − random) / (reference − random)")
+        if len({len(scores[env][label]) for env in envs for label in labels}) > 1:
+            notes.append(
+                f"{AGGREGATE}: envs have unequal run counts; IQM and optimality gap pool all runs "
+                "(an env with more runs weighs more), median and mean weigh every env the same"
+            )
+    return pd.DataFrame(rows), notes
+
+
+def improvement_table(
+    finals: pd.DataFrame, reps: int, seed: int, baseline: str | None = None
+) -> pd.DataFrame:
+    """P(X > Y) with its 95% CI per env and over the envs both settings ran (``AGGREGATE``; P(X > Y)
+    is rank-based per env, so it needs no normalization). Every pair, or each setting against
+    ``baseline``; P(Y > X) = 1 − P(X > Y) with the mirrored interval."""
+    scores = scores_by_env(finals)
+    labels = sorted({label for by_label in scores.values() for label in by_label})
+    if baseline is not None and baseline not in labels:
+        raise ValueError(f"--baseline {baseline!r} is not a setting here; choose one of: {', '.join(labels)}")
+    if baseline is None:
+        pairs = [(x, y) for i, x in enumerate(labels) for y in labels[i + 1 :]]
+    else:
+        pairs = [(x, baseline) for x in labels if x != baseline]
+    rows = []
+    for x, y in pairs:
+        common = [env for env, by_label in scores.items() if x in by_label and y in by_label]
+        scopes = [(env, [env]) for env in common] + ([(AGGREGATE, common)] if len(common) > 1 else [])
+        for scope, envs in scopes:
+            xs, ys = [scores[e][x] for e in envs], [scores[e][y] for e in envs]
+            p = improvement(xs, ys, reps, seed)
+            n_x, n_y = sum(map(len, xs)), sum(map(len, ys))
+            rows.append(
+                {
+                    "env": scope,
+                    "x": x,
+                    "y": y,
+                    "p": p.value,
+                    "low": p.low,
+                    "high": p.high,
+                    "n_x": n_x,
+                    "n_y": n_y,
+                }
+            )
+            if baseline is None:
+                rows.append(
+                    {
+                        "env": scope,
+                        "x": y,
+                        "y": x,
+                        "p": 1 - p.value,
+                        "low": 1 - p.high,
+                        "high": 1 - p.low,
+                        "n_x": n_y,
+                        "n_y": n_x,
+                    }
+                )
+    return pd.DataFrame(rows, columns=["env", "x", "y", "p", "low", "high", "n_x", "n_y"])
+
+
+def _cell(value: float, low: float, high: float, digits: int) -> str:
+    return "–" if np.isnan(value) else f"{value:.{digits}f} [{low:.{digits}f}, {high:.{digits}f}]"
+
+
+def _scopes(table: pd.DataFrame) -> list[str]:
+    envs = sorted(set(table["env"]) - {AGGREGATE})
+    return envs + ([AGGREGATE] if AGGREGATE in set(table["env"]) else [])
+
+
+def rliable_markdown(table: pd.DataFrame, notes: Sequence[str], reps: int, seed: int) -> str:
+    """One Markdown table per env, then the aggregate, then the notes and how the CIs were made."""
+    names = {"iqm": "IQM", "median": "median", "mean": "mean", "optimality_gap": "optimality gap"}
+    lines = []
+    for env in _scopes(table):
+        rows = table[table["env"] == env]
+        normalized = bool(rows["normalized"].iloc[0])
+        digits = 3 if normalized else 1
+        unit = "normalized score" if normalized else "episode return"
+        lines += [f"### {env} ({unit})", "", "| setting | runs | " + " | ".join(names.values()) + " |"]
+        lines.append("|---|---:|" + "---|" * len(names))
+        for _, r in rows.iterrows():
+            cells = [_cell(r[m], r[f"{m}_low"], r[f"{m}_high"], digits) for m in METRICS]
+            lines.append(f"| {r['label']} | {int(r['n_runs'])} | " + " | ".join(cells) + " |")
+        lines.append("")
+    lines += [f"- {note}" for note in notes]
+    lines.append(
+        f"- point estimate [95% CI]: percentile intervals of {reps} stratified bootstrap resamples "
+        f"(rliable, seed {seed}). IQM: mean of the middle 50% of runs; optimality gap: how far runs "
+        "fall short of the reference score (per env) or of 1 (normalized), lower is better; "
+        f"over envs, median and mean are of the per-env mean scores."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def improvement_markdown(table: pd.DataFrame, reps: int, seed: int) -> str:
+    """One grid per env and for all envs: row X, column Y, cell P(X > Y) [95% CI]."""
+    lines = []
+    for env in _scopes(table):
+        rows = table[table["env"] == env]
+        xs, ys = sorted(rows["x"].unique()), sorted(rows["y"].unique())
+        cells = {(r["x"], r["y"]): _cell(r["p"], r["low"], r["high"], 2) for _, r in rows.iterrows()}
+        lines += [
+            f"### {env}",
+            "",
+            "| P(row > column) | " + " | ".join(ys) + " |",
+            "|---|" + "---|" * len(ys),
+        ]
+        lines += [f"| {x} | " + " | ".join(cells.get((x, y), "–") for y in ys) + " |" for x in xs]
+        lines.append("")
+    lines.append(
+        "P(X > Y): the probability that a run of X scores above a run of Y (ties count one half), "
+        f"averaged over envs; 95% CIs of {reps} stratified bootstrap resamples (rliable, seed {seed}). "
+        "0.5 is no difference."
+    )
+    return "\n".join(lines) + "\n"
