@@ -1,8 +1,9 @@
-"""``rlcamp-compare``: learning curves and final-return tables from runs, multiruns or W&B.
+"""``rlcamp-compare``: learning curves, final-return tables and rliable statistics from runs,
+multiruns or W&B.
 
     rlcamp-compare logs/train/multiruns/2026-11-25_10-00-00-000000
     rlcamp-compare logs/a/multiruns/X logs/b/multiruns/Y --out docs/figures --name ppo_paper
-    rlcamp-compare --wandb my-entity/rlcamp --band std
+    rlcamp-compare --wandb my-entity/rlcamp --band std --baseline ppo --reps 5000 --seed 1
 
 It reads every run below the given directories (a run is a directory with ``metrics.csv`` or
 ``summary.json``; its ``.hydra/overrides.yaml`` names the setting) and writes into ``--out``:
@@ -13,7 +14,15 @@ It reads every run below the given directories (a run is a directory with ``metr
   over seeds and the seed count ("final" is ``summary.json``'s ``ep_return_mean``, the mean
   return of the last 20 training episodes; a run without one counts its last logged row);
 - ``<name>.png`` and ``<name>.svg``: one panel per env, one line per algo/setting, the mean over
-  seeds and a band (95% t-interval of the mean by default) against environment steps.
+  seeds and a band (95% t-interval of the mean by default) against environment steps;
+- ``<name>_rliable.csv`` and ``<name>_rliable.md``: IQM, median, mean and optimality gap of the
+  final return with 95% stratified bootstrap CIs (``rlcamp.stats``, the ``rliable`` package), per
+  env and over envs in normalized score (``rlcamp.stats.NORMALIZATION``, ``--reference``);
+- ``<name>_improvement.csv`` and ``<name>_improvement.md``: probability of improvement of every
+  setting over every other (or over ``--baseline``), per env and over envs, with CIs;
+- ``<name>_profiles.png``: performance profiles (fraction of runs above τ) with CI bands;
+- ``<name>_iqm_curves.png`` and ``.svg``: the IQM over seeds and its 95% bootstrap CI against
+  environment steps.
 """
 
 from __future__ import annotations
@@ -204,9 +213,9 @@ def final_markdown(table: pd.DataFrame) -> str:
 
 def t_quantile(df: int, level: float = 0.95) -> float:
     """Two-sided Student-t quantile for a ``level`` interval (normal for large ``df``)."""
-    from scipy import stats
+    from scipy.stats import t
 
-    return float(stats.t.ppf(0.5 + level / 2, df))
+    return float(t.ppf(0.5 + level / 2, df))
 
 
 def runs_on_grid(group: pd.DataFrame, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
@@ -439,9 +448,10 @@ def compare(
     paths["improvement_md"].write_text(
         stats.improvement_markdown(improvement, reps, seed)
         if len(improvement)
-        else "one setting: nothing to compare.\n"
+        else "no two settings share an env: no probability of improvement.\n"
     )
-    (paths["profiles"],) = plot_profiles(finals, normalization, out / f"{name}_profiles", reps, seed)
+    if len(rliable):
+        (paths["profiles"],) = plot_profiles(finals, normalization, out / f"{name}_profiles", reps, seed)
     if len(curves):
         png, svg = plot_curves(aggregate_curves(curves, band), out / name, title, band)
         iqm_png, iqm_svg = plot_curves(

@@ -282,7 +282,14 @@ def rliable_table(
                 f"{AGGREGATE}: envs have unequal run counts; IQM and optimality gap pool all runs "
                 "(an env with more runs weighs more), median and mean weigh every env the same"
             )
-    return pd.DataFrame(rows), notes
+    columns = [
+        "env",
+        "label",
+        "n_runs",
+        "normalized",
+        *(f"{m}{x}" for m in METRICS for x in ("", "_low", "_high")),
+    ]
+    return pd.DataFrame(rows, columns=columns), notes
 
 
 def improvement_table(
@@ -347,7 +354,7 @@ def _scopes(table: pd.DataFrame) -> list[str]:
 def rliable_markdown(table: pd.DataFrame, notes: Sequence[str], reps: int, seed: int) -> str:
     """One Markdown table per env, then the aggregate, then the notes and how the CIs were made."""
     names = {"iqm": "IQM", "median": "median", "mean": "mean", "optimality_gap": "optimality gap"}
-    lines = []
+    lines = [] if len(table) else ["no run has a final return.", ""]
     for env in _scopes(table):
         rows = table[table["env"] == env]
         normalized = bool(rows["normalized"].iloc[0])
