@@ -300,6 +300,11 @@ def test_the_seed_makes_intervals_reproducible_and_leaves_numpys_global_rng_alon
     first, again = (stats.env_estimates(x, reps=300, seed=5) for _ in range(2))
     other = stats.env_estimates(x, reps=300, seed=6)
     assert first == again and first != other
+    runs = [x[:4], x[4:]]
+    assert stats.improvement(runs, runs, reps=300, seed=5) == stats.improvement(runs, runs, reps=300, seed=5)
+    assert stats.aggregate_estimates(runs, reps=300, seed=5) == stats.aggregate_estimates(
+        runs, reps=300, seed=5
+    )
     np.testing.assert_array_equal(np.random.get_state()[1], state)
 
 
