@@ -1,4 +1,5 @@
-"""``rlcamp-compare``: tidy table, final-return table and figure from run directories."""
+"""``rlcamp-compare``: tidy table, final-return table and figure from run directories, and its rliable
+statistics (``rlcamp.stats``) against independent references: scipy, numpy, hand-computed values."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from rliable import library, metrics
+from scipy import stats as scipy_stats
 
-from rlcamp.compare import aggregate_curves, final_table, load_runs, load_wandb, main, setting_of
+from rlcamp import stats
+from rlcamp.compare import aggregate_curves, final_table, iqm_curves, load_runs, load_wandb, main, setting_of
 
 
 def fake_run(
@@ -132,7 +136,7 @@ def test_settings_become_separate_lines(tmp_path):
 
 def test_cli_writes_figure_and_tables(multirun, tmp_path, capsys):
     out = tmp_path / "out"
-    main([str(multirun), "--out", str(out), "--name", "cmp"])
+    main([str(multirun), "--out", str(out), "--name", "cmp", "--reps", "200"])
     for name in ("cmp.png", "cmp.svg", "cmp_runs.csv", "cmp_final.csv", "cmp_final.md"):
         assert (out / name).stat().st_size > 0, name
     markdown = (out / "cmp_final.md").read_text()
@@ -147,35 +151,64 @@ def test_cli_reports_a_missing_directory_in_one_line(tmp_path):
         main([str(tmp_path / "nope")])
 
 
+class FakeWandbRun:
+    """A run with ``wandb.Api().runs()``'s surface: config, group, id, path, state, summary, history."""
+
+    def __init__(self, seed: int, values: list[float], group: str = "paper", env: str = "Hopper-v5"):
+        self.config = {"algo": {"_target_": "rlcamp.algos.PPO"}, "env": {"id": env}, "seed": seed}
+        self.group, self.id, self.path, self.state = (
+            group,
+            f"{group}{seed}",
+            ["e", "p", f"{group}{seed}"],
+            "finished",
+        )
+        self.summary = {"rollout/ep_return_mean": values[-1], "env_steps": 2048 * len(values)}
+        self._rows = [
+            {"env_steps": 2048 * (i + 1), "rollout/ep_return_mean": v} for i, v in enumerate(values)
+        ]
+
+    def scan_history(self, keys):
+        return iter(self._rows)
+
+
+class FakeWandbApi:
+    def __init__(self, runs: list[FakeWandbRun]):
+        self._runs = runs
+
+    def runs(self, path, filters):
+        assert path == "e/p"
+        return self._runs
+
+
 def test_wandb_runs_are_read_through_the_public_api_shape():
     """``load_wandb`` against an object with ``wandb.Api``'s surface (runs, config, history, summary)."""
-
-    class Run:
-        def __init__(self, seed, values):
-            self.config = {"algo": {"_target_": "rlcamp.algos.PPO"}, "env": {"id": "Hopper-v5"}, "seed": seed}
-            self.group, self.id, self.path, self.state = (
-                "paper",
-                f"r{seed}",
-                ["e", "p", f"r{seed}"],
-                "finished",
-            )
-            self.summary = {"rollout/ep_return_mean": values[-1], "env_steps": 2048 * len(values)}
-            self._rows = [
-                {"env_steps": 2048 * (i + 1), "rollout/ep_return_mean": v} for i, v in enumerate(values)
-            ]
-
-        def scan_history(self, keys):
-            return iter(self._rows)
-
-    class Api:
-        def runs(self, path, filters):
-            assert path == "e/p"
-            return [Run(1, [1.0, 5.0]), Run(2, [2.0, 9.0])]
-
-    curves, finals = load_wandb("e/p", api=Api())
+    api = FakeWandbApi([FakeWandbRun(1, [1.0, 5.0]), FakeWandbRun(2, [2.0, 9.0])])
+    curves, finals = load_wandb("e/p", api=api)
     table = final_table(finals)
     assert table[["env", "label", "mean", "n_seeds"]].values.tolist() == [["Hopper-v5", "ppo paper", 7.0, 2]]
     assert curves["return"].tolist() == [1.0, 5.0, 2.0, 9.0]
+
+
+def test_cli_on_wandb_writes_the_rliable_tables(tmp_path, monkeypatch):
+    """``rlcamp-compare --wandb`` end to end through a fake ``wandb.Api``: two groups, three seeds."""
+    import wandb
+
+    runs = [FakeWandbRun(s, [10.0 * s, 1000.0 * s], "paper") for s in (1, 2, 3)]
+    runs += [FakeWandbRun(s, [5.0 * s, 500.0 * s], "small_lr") for s in (1, 2, 3)]
+    monkeypatch.setattr(wandb, "Api", lambda: FakeWandbApi(runs))
+    out = tmp_path / "out"
+    main(["--wandb", "e/p", "--out", str(out), "--reps", "100"])
+    table = pd.read_csv(out / "compare_rliable.csv").set_index(["env", "label"])
+    hopper = stats.NORMALIZATION["Hopper-v5"]
+    assert table.loc[("Hopper-v5", "ppo paper"), "mean"] == pytest.approx(2000.0)
+    assert table.loc[(stats.AGGREGATE, "ppo paper"), "mean"] == pytest.approx(
+        hopper(np.array([1e3, 2e3, 3e3])).mean()
+    )
+    improvement = pd.read_csv(out / "compare_improvement.csv").set_index(["env", "x", "y"])
+    # {1000, 2000, 3000} against {500, 1000, 1500}: 7 of 9 pairs win, 1000 = 1000 ties: (7 + 0.5) / 9
+    assert improvement.loc[("Hopper-v5", "ppo paper", "ppo small_lr"), "p"] == pytest.approx(7.5 / 9)
+    for name in ("compare_profiles.png", "compare_iqm_curves.png", "compare_runs.csv"):
+        assert (out / name).stat().st_size > 0, name
 
 
 def test_a_real_multirun_is_compared(tmp_path):
@@ -206,3 +239,204 @@ def test_a_real_multirun_is_compared(tmp_path):
         summary = json.loads(job.read_text())
         assert table.loc[summary["algo"], "mean"] == pytest.approx(summary["ep_return_mean"])
     assert (sweep / "compare" / "cmp.png").stat().st_size > 0
+
+
+# ----------------------------------------------------------------------------- rliable statistics
+def test_env_estimates_against_scipy_numpy_and_hand_values():
+    """IQM of [1..7, 100]: the middle four (3, 4, 5, 6) average 4.5; optimality gap below 6:
+    6 − mean(1, 2, 3, 4, 5, 6, 6, 6) = 6 − 33/8."""
+    x = np.array([7.0, 1, 100, 3, 2, 6, 4, 5])
+    est = stats.env_estimates(x, reps=200, seed=0, reference=6.0)
+    assert est["iqm"].value == pytest.approx(4.5) == scipy_stats.trim_mean(x, 0.25)
+    assert est["median"].value == pytest.approx(np.median(x))
+    assert est["mean"].value == pytest.approx(x.mean())
+    assert est["optimality_gap"].value == pytest.approx(6 - 33 / 8)
+    assert "optimality_gap" not in stats.env_estimates(x, reps=50, seed=0)
+
+
+def test_aggregate_equals_rliable_on_the_matrix_and_numpy_by_hand():
+    """Equal run counts: the per-env columns give rliable's matrix metrics; numpy is the reference."""
+    m = np.random.default_rng(3).normal(0.6, 0.4, size=(6, 3))
+    point = stats.aggregate_point(*(m[:, [j]] for j in range(3)))
+    rliable_matrix = [
+        metrics.aggregate_iqm(m),
+        metrics.aggregate_median(m),
+        metrics.aggregate_mean(m),
+        metrics.aggregate_optimality_gap(m),
+    ]
+    by_hand = [
+        np.sort(m.ravel())[4:14].mean(),  # 18 scores: trim_mean(0.25) cuts int(4.5) = 4 from each end
+        np.median(m.mean(0)),
+        m.mean(),
+        1 - np.minimum(m, 1).mean(),
+    ]
+    np.testing.assert_allclose(point, rliable_matrix, rtol=1e-12)
+    np.testing.assert_allclose(point, by_hand, rtol=1e-12)
+
+
+def test_aggregate_with_unequal_runs_pools_iqm_and_weighs_envs_equally_in_the_mean():
+    a, b = np.array([0.0, 1.0]), np.array([0.2, 0.4, 0.6, 0.8])
+    iqm, median, mean, gap = stats.aggregate_point(a[:, None], b[:, None])
+    assert iqm == pytest.approx(scipy_stats.trim_mean(np.r_[a, b], 0.25))  # mean of 0.2, 0.4, 0.6, 0.8
+    assert mean == pytest.approx((0.5 + 0.5) / 2) and median == pytest.approx(0.5)
+    assert gap == pytest.approx(1 - np.r_[a, b].mean())
+
+
+def test_the_interval_holds_the_point_and_shrinks_with_more_runs():
+    rng = np.random.default_rng(0)
+    widths = []
+    for n in (10, 40, 160):
+        est = stats.env_estimates(rng.normal(10.0, 2.0, size=n), reps=500, seed=1)
+        for e in est.values():
+            assert e.low <= e.value <= e.high
+        widths.append(est["iqm"].high - est["iqm"].low)
+    # the width falls like 1/√n, 4× from 10 to 160 runs (measured 2.4–6.3× over data seeds 0–3)
+    assert widths[0] > widths[1] > widths[2] and widths[2] < widths[0] / 2
+
+
+def test_the_seed_makes_intervals_reproducible_and_leaves_numpys_global_rng_alone():
+    x = np.random.default_rng(1).normal(size=7)
+    state = np.random.get_state()[1].copy()
+    first, again = (stats.env_estimates(x, reps=300, seed=5) for _ in range(2))
+    other = stats.env_estimates(x, reps=300, seed=6)
+    assert first == again and first != other
+    runs = [x[:4], x[4:]]
+    assert stats.improvement(runs, runs, reps=300, seed=5) == stats.improvement(runs, runs, reps=300, seed=5)
+    assert stats.aggregate_estimates(runs, reps=300, seed=5) == stats.aggregate_estimates(
+        runs, reps=300, seed=5
+    )
+    np.testing.assert_array_equal(np.random.get_state()[1], state)
+
+
+def test_probability_of_improvement_equals_rliables_mann_whitney():
+    rng = np.random.default_rng(2)
+    for n_x, n_y in ((3, 5), (6, 6)):
+        x, y = rng.integers(0, 4, size=(n_x, 1)), rng.integers(0, 4, size=(n_y, 1))  # with ties
+        assert stats.probability_of_improvement(x, y) == pytest.approx(
+            metrics.probability_of_improvement(x, y)
+        )
+
+
+def test_a_dominating_setting_improves_with_probability_one_and_identical_ones_one_half():
+    rng = np.random.default_rng(4)
+    low = [rng.normal(0, 1, 5), rng.normal(0, 1, 4)]
+    high = [s + 100 for s in low]
+    assert stats.improvement(high, low, reps=200, seed=0) == stats.Estimate(1.0, 1.0, 1.0)
+    same = stats.improvement(low, low, reps=200, seed=0)
+    assert same.value == 0.5 and same.low < 0.5 < same.high
+
+
+def test_profile_is_rliables_score_distribution_with_ci():
+    runs = [np.array([0.1, 0.5, 0.9]), np.array([0.3, 0.7])]
+    taus = np.linspace(-0.5, 1.5, 9)
+    pooled = np.concatenate(runs)[:, None]
+    np.testing.assert_allclose(stats.fraction_above(pooled, taus), library.score_distributions(pooled, taus))
+    profile, ci = stats.performance_profile(runs, taus, reps=200, seed=0)
+    assert profile[0] == 1.0 and profile[-1] == 0.0
+    assert profile[4] == pytest.approx(np.mean(pooled > taus[4]))
+    assert np.all(ci[0] <= profile) and np.all(profile <= ci[1])
+
+
+def test_iqm_curve_is_aggregate_iqm_at_every_point():
+    ys = np.random.default_rng(5).normal(size=(7, 4))
+    iqm, ci = stats.iqm_curve(ys, reps=200, seed=0)
+    np.testing.assert_allclose(iqm, [metrics.aggregate_iqm(ys[:, j]) for j in range(4)])
+    assert ci.shape == (2, 4) and np.all(ci[0] <= iqm) and np.all(iqm <= ci[1])
+
+
+def test_normalization_by_hand_and_from_the_command_line():
+    np.testing.assert_allclose(
+        stats.NORMALIZATION["CartPole-v1"](np.array([25.0, 500.0, 262.5])), [0, 1, 0.5]
+    )
+    # Pendulum: (−684.7 − (−1197.2)) / (−172.2 − (−1197.2)) = 512.5 / 1025
+    assert stats.NORMALIZATION["Pendulum-v1"](-684.7) == pytest.approx(0.5)
+    env, normalizer = stats.parse_reference("MyEnv-v0=-100:25")
+    assert env == "MyEnv-v0" and normalizer(np.array([-100.0, 25.0])).tolist() == [0.0, 1.0]
+    with pytest.raises(ValueError, match="ENV=RANDOM:REFERENCE"):
+        stats.parse_reference("MyEnv-v0=-100")
+    for normalizer in stats.NORMALIZATION.values():
+        assert normalizer.reference > normalizer.random and "reference:" in normalizer.source
+
+
+@pytest.fixture
+def zoo(tmp_path):
+    """Two settings × CartPole (4 and 3 seeds), Pendulum (3 seeds each) and an env with no entry."""
+    root = tmp_path / "zoo"
+    finals = {
+        ("ppo", "CartPole-v1"): [500.0, 262.5, 400.0, 25.0],
+        ("trpo", "CartPole-v1"): [100.0, 200.0, 300.0],
+        ("ppo", "Pendulum-v1"): [-172.2, -684.7, -300.0],
+        ("trpo", "Pendulum-v1"): [-1197.2, -900.0, -400.0],
+        ("ppo", "MyEnv-v0"): [1.0, 2.0, 3.0],
+        ("trpo", "MyEnv-v0"): [0.0, 1.0, 2.0],
+    }
+    i = 0
+    for (algo, env), scores in finals.items():
+        for seed, score in enumerate(scores, 1):
+            fake_run(root / str(i), algo, env, seed, [score / 2, score], score)
+            i += 1
+    return root, finals
+
+
+def test_cli_writes_the_rliable_tables_and_figures(zoo, tmp_path, capsys):
+    root, finals = zoo
+    out = tmp_path / "out"
+    main([str(root), "--out", str(out), "--name", "z", "--reps", "200", "--seed", "3"])
+    for name in ("z_profiles.png", "z_iqm_curves.png", "z_iqm_curves.svg", "z.png", "z_runs.csv"):
+        assert (out / name).stat().st_size > 0, name
+    table = pd.read_csv(out / "z_rliable.csv").set_index(["env", "label"])
+    assert table.loc[("CartPole-v1", "ppo"), "iqm"] == pytest.approx(
+        scipy_stats.trim_mean([500, 262.5, 400, 25], 0.25)
+    )
+    assert table.loc[("CartPole-v1", "trpo"), "n_runs"] == 3
+    assert np.isnan(table.loc[("MyEnv-v0", "ppo"), "optimality_gap"])
+    # the aggregate covers CartPole and Pendulum, normalized by hand (MyEnv has no entry)
+    cart = (np.array(finals[("ppo", "CartPole-v1")]) - 25) / 475
+    pend = (np.array(finals[("ppo", "Pendulum-v1")]) + 1197.2) / 1025
+    row = table.loc[(stats.AGGREGATE, "ppo")]
+    assert row["normalized"] and row["n_runs"] == 7
+    assert row["iqm"] == pytest.approx(scipy_stats.trim_mean(np.r_[cart, pend], 0.25))
+    assert row["mean"] == pytest.approx((cart.mean() + pend.mean()) / 2)
+    assert row["iqm_low"] <= row["iqm"] <= row["iqm_high"]
+    markdown = (out / "z_rliable.md").read_text()
+    assert "### all envs (normalized score)" in markdown and "200 stratified bootstrap resamples" in markdown
+    assert "aggregate skips MyEnv-v0" in markdown and "--reference MyEnv-v0=RANDOM:REFERENCE" in markdown
+    improvement = pd.read_csv(out / "z_improvement.csv").set_index(["env", "x", "y"])
+    both = improvement.loc[(stats.AGGREGATE, "ppo", "trpo"), "p"]
+    reverse = improvement.loc[(stats.AGGREGATE, "trpo", "ppo"), "p"]
+    assert both + reverse == pytest.approx(1)
+    assert improvement.loc[("MyEnv-v0", "ppo", "trpo"), "p"] == pytest.approx(
+        metrics.probability_of_improvement(np.c_[[1.0, 2, 3]], np.c_[[0.0, 1, 2]])
+    )
+    assert "| P(row > column) | ppo | trpo |" in (out / "z_improvement.md").read_text()
+    assert "warning" not in capsys.readouterr().err  # three seeds or more everywhere
+
+
+def test_reference_flag_brings_an_env_into_the_aggregate_and_baseline_is_checked(zoo, tmp_path):
+    root, _ = zoo
+    out = tmp_path / "out"
+    main([str(root), "--out", str(out), "--reps", "50", "--reference", "MyEnv-v0=0:3", "--baseline", "trpo"])
+    assert "all envs: CartPole-v1, MyEnv-v0, Pendulum-v1" in (out / "compare_rliable.md").read_text()
+    improvement = pd.read_csv(out / "compare_improvement.csv")
+    assert set(zip(improvement["x"], improvement["y"], strict=True)) == {("ppo", "trpo")}
+    with pytest.raises(SystemExit, match="--baseline 'sac' is not a setting here; choose one of: ppo, trpo"):
+        main([str(root), "--out", str(out), "--reps", "50", "--baseline", "sac"])
+    with pytest.raises(SystemExit):
+        main([str(root), "--reference", "MyEnv-v0"])
+
+
+def test_fewer_than_three_seeds_print_a_warning(multirun, tmp_path, capsys):
+    main([str(multirun), "--out", str(tmp_path / "out"), "--reps", "50"])
+    err = capsys.readouterr().err
+    assert (
+        "warning: CartPole-v1 / ppo has 2 run(s): bootstrap CIs from fewer than 3 runs are unreliable" in err
+    )
+    assert "warning: Pendulum-v1 / ppo has 1 run(s)" in err
+
+
+def test_iqm_curves_sit_on_the_common_grid(multirun):
+    curves, _ = load_runs([multirun])
+    iqm = iqm_curves(curves[curves["env"] == "CartPole-v1"], reps=50, seed=0, points=3)
+    ppo = iqm[iqm["label"] == "ppo"]
+    # two seeds: trim_mean(0.25) cuts int(0.5) = 0 runs, so the IQM is their mean
+    assert ppo["env_steps"].tolist() == [1000, 2000, 3000] and ppo["mean"].tolist() == [11, 21, 40]

@@ -1,8 +1,9 @@
-"""``rlcamp-compare``: learning curves and final-return tables from runs, multiruns or W&B.
+"""``rlcamp-compare``: learning curves, final-return tables and rliable statistics from runs,
+multiruns or W&B.
 
     rlcamp-compare logs/train/multiruns/2026-11-25_10-00-00-000000
     rlcamp-compare logs/a/multiruns/X logs/b/multiruns/Y --out docs/figures --name ppo_paper
-    rlcamp-compare --wandb my-entity/rlcamp --band std
+    rlcamp-compare --wandb my-entity/rlcamp --band std --baseline ppo --reps 5000 --seed 1
 
 It reads every run below the given directories (a run is a directory with ``metrics.csv`` or
 ``summary.json``; its ``.hydra/overrides.yaml`` names the setting) and writes into ``--out``:
@@ -13,7 +14,15 @@ It reads every run below the given directories (a run is a directory with ``metr
   over seeds and the seed count ("final" is ``summary.json``'s ``ep_return_mean``, the mean
   return of the last 20 training episodes; a run without one counts its last logged row);
 - ``<name>.png`` and ``<name>.svg``: one panel per env, one line per algo/setting, the mean over
-  seeds and a band (95% t-interval of the mean by default) against environment steps.
+  seeds and a band (95% t-interval of the mean by default) against environment steps;
+- ``<name>_rliable.csv`` and ``<name>_rliable.md``: IQM, median, mean and optimality gap of the
+  final return with 95% stratified bootstrap CIs (``rlcamp.stats``, the ``rliable`` package), per
+  env and over envs in normalized score (``rlcamp.stats.NORMALIZATION``, ``--reference``);
+- ``<name>_improvement.csv`` and ``<name>_improvement.md``: probability of improvement of every
+  setting over every other (or over ``--baseline``), per env and over envs, with CIs;
+- ``<name>_profiles.png``: performance profiles (fraction of runs above τ) with CI bands;
+- ``<name>_iqm_curves.png`` and ``.svg``: the IQM over seeds and its 95% bootstrap CI against
+  environment steps.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
+
+from rlcamp import stats
 
 RETURN = "rollout/ep_return_mean"
 COLUMNS = ["run", "algo", "env", "seed", "setting", "label", "env_steps", "return"]
@@ -202,28 +213,33 @@ def final_markdown(table: pd.DataFrame) -> str:
 
 def t_quantile(df: int, level: float = 0.95) -> float:
     """Two-sided Student-t quantile for a ``level`` interval (normal for large ``df``)."""
-    from scipy import stats
+    from scipy.stats import t
 
-    return float(stats.t.ppf(0.5 + level / 2, df))
+    return float(t.ppf(0.5 + level / 2, df))
+
+
+def runs_on_grid(group: pd.DataFrame, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    """``(grid, returns[n_runs, points])``: each run of ``group`` linearly interpolated onto ``points``
+    env steps spanning the range every run covers (so no statistic is over a shrinking set of runs)."""
+    runs = [g.sort_values("env_steps") for _, g in group.groupby("run")]
+    lo = max(r["env_steps"].min() for r in runs)
+    hi = min(r["env_steps"].max() for r in runs)
+    grid = np.linspace(lo, hi, points) if hi > lo else np.array([hi])
+    ys = np.stack(
+        [np.interp(grid, r["env_steps"].to_numpy(float), r["return"].to_numpy(float)) for r in runs]
+    )
+    return grid, ys
 
 
 def aggregate_curves(curves: pd.DataFrame, band: str = "ci95", points: int = 200) -> pd.DataFrame:
-    """Mean and band over seeds on a common env-step grid, per env × label.
+    """Mean and band over seeds on a common env-step grid (:func:`runs_on_grid`), per env × label.
 
-    Each run is linearly interpolated onto ``points`` steps spanning the range every seed of the
-    group covers (so the mean is never over a shrinking set of seeds). ``band``: ``ci95`` (mean ±
-    t·std/√n), ``std`` (mean ± std) or ``minmax``.
+    ``band``: ``ci95`` (mean ± t·std/√n), ``std`` (mean ± std) or ``minmax``.
     """
     out = []
     for (env, label), group in curves.groupby(["env", "label"], sort=True):
-        runs = [g.sort_values("env_steps") for _, g in group.groupby("run")]
-        lo = max(r["env_steps"].min() for r in runs)
-        hi = min(r["env_steps"].max() for r in runs)
-        grid = np.linspace(lo, hi, points) if hi > lo else np.array([hi])
-        ys = np.stack(
-            [np.interp(grid, r["env_steps"].to_numpy(float), r["return"].to_numpy(float)) for r in runs]
-        )
-        mean, n = ys.mean(0), len(runs)
+        grid, ys = runs_on_grid(group, points)
+        mean, n = ys.mean(0), len(ys)
         std = ys.std(0, ddof=1) if n > 1 else np.zeros_like(mean)
         if band == "std":
             low, high = mean - std, mean + std
@@ -232,32 +248,63 @@ def aggregate_curves(curves: pd.DataFrame, band: str = "ci95", points: int = 200
         else:
             half = t_quantile(n - 1) * std / math.sqrt(n) if n > 1 else np.zeros_like(mean)
             low, high = mean - half, mean + half
-        out.append(
-            pd.DataFrame(
-                {
-                    "env": env,
-                    "label": label,
-                    "env_steps": grid,
-                    "mean": mean,
-                    "low": low,
-                    "high": high,
-                    "n_seeds": n,
-                }
-            )
-        )
+        out.append(_curve_frame(env, label, grid, mean, low, high, n))
     return pd.concat(out, ignore_index=True)
 
 
+def iqm_curves(curves: pd.DataFrame, reps: int, seed: int, points: int = 100) -> pd.DataFrame:
+    """IQM over seeds and its 95% stratified bootstrap CI (:func:`rlcamp.stats.iqm_curve`) at each
+    of ``points`` env steps, per env × label; the IQM is in the ``mean`` column :func:`plot_curves` reads."""
+    out = []
+    for (env, label), group in curves.groupby(["env", "label"], sort=True):
+        grid, ys = runs_on_grid(group, points)
+        iqm, ci = stats.iqm_curve(ys, reps, seed)
+        out.append(_curve_frame(env, label, grid, iqm, ci[0], ci[1], len(ys)))
+    return pd.concat(out, ignore_index=True)
+
+
+def _curve_frame(
+    env: str, label: str, grid: np.ndarray, center: np.ndarray, low: np.ndarray, high: np.ndarray, n: int
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "env": env,
+            "label": label,
+            "env_steps": grid,
+            "mean": center,
+            "low": low,
+            "high": high,
+            "n_seeds": n,
+        }
+    )
+
+
 # ----------------------------------------------------------------------------- plotting
-def plot_curves(
-    aggregated: pd.DataFrame, stem: str | Path, title: str = "", band: str = "ci95"
-) -> list[Path]:
-    """The grid of learning curves, one panel per env, saved as ``stem.png`` and ``stem.svg``."""
+BAND_TEXT = {
+    "ci95": "mean over seeds, band: 95% CI of the mean",
+    "std": "mean over seeds, band: ±1 std",
+    "minmax": "mean over seeds, band: min–max",
+    "iqm": "IQM over seeds, band: 95% stratified bootstrap CI",
+}
+
+
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the headless Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt
+
+
+def plot_curves(
+    aggregated: pd.DataFrame, stem: str | Path, title: str = "", band: str = "ci95"
+) -> list[Path]:
+    """The grid of learning curves, one panel per env, saved as ``stem.png`` and ``stem.svg``.
+
+    ``band`` names what ``aggregated`` holds (a key of ``BAND_TEXT``), for the legend."""
+    plt = _pyplot()
     envs = sorted(aggregated["env"].unique())
     labels = sorted(aggregated["label"].unique())
     colors = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
@@ -285,25 +332,82 @@ def plot_curves(
     for row in axes:
         row[0].set_ylabel("episode return")
     handles = [plt.Line2D([], [], color=colors[label], lw=2) for label in labels]
-    band_text = {"ci95": "95% CI of the mean", "std": "±1 std", "minmax": "min–max"}[band]
+    fig.legend(
+        handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, title=BAND_TEXT[band]
+    )
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.12 if nrows == 1 else 0.07, 1, 1))
+    return _save(fig, Path(stem), (".png", ".svg"))
+
+
+def _save(fig: Any, stem: Path, suffixes: Sequence[str]) -> list[Path]:
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + suffix) for suffix in suffixes]
+    for path in paths:
+        fig.savefig(path, dpi=130)
+    _pyplot().close(fig)
+    return paths
+
+
+def plot_profiles(
+    finals: pd.DataFrame, normalization: dict[str, stats.Normalizer], stem: Path, reps: int, seed: int
+) -> list[Path]:
+    """Performance profiles, fraction of runs scoring above τ with 95% CI bands
+    (``rliable.plot_utils.plot_performance_profiles``): one panel per env in episode return, and one
+    over the aggregated envs in normalized score; saved as ``stem.png``."""
+    from rliable import plot_utils
+
+    plt = _pyplot()
+    scores = stats.scores_by_env(finals)
+    envs, _ = stats.aggregate_envs(scores, normalization)
+    panels = [
+        (env, {label: [runs] for label, runs in by_label.items()}, "episode return")
+        for env, by_label in scores.items()
+    ]
+    if envs:
+        labels = sorted(scores[envs[0]])
+        normalized = {label: [normalization[env](scores[env][label]) for env in envs] for label in labels}
+        panels.append((f"{stats.AGGREGATE} ({len(envs)}, normalized)", normalized, "normalized score"))
+    labels = sorted({label for by_label in scores.values() for label in by_label})
+    colors = {label: plt.get_cmap("tab10")(i % 10) for i, label in enumerate(labels)}
+    ncols = min(len(panels), 4)
+    nrows = math.ceil(len(panels) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.3 * nrows), squeeze=False)
+    for ax, (name, by_label, unit) in zip(axes.flat, panels, strict=False):
+        pooled = np.concatenate([np.concatenate(runs) for runs in by_label.values()])
+        low, high = pooled.min(), pooled.max()
+        if unit == "normalized score":
+            low, high = min(low, 0.0), max(high, 1.0)
+        taus = np.linspace(low, high, 101) if high > low else np.array([low - 1, low, low + 1])
+        profiles, cis = {}, {}
+        for label, runs in by_label.items():
+            profiles[label], cis[label] = stats.performance_profile(runs, taus, reps, seed)
+        plot_utils.plot_performance_profiles(
+            profiles,
+            taus,
+            performance_profile_cis=cis,
+            ax=ax,
+            colors=colors,
+            xlabel=f"{unit} τ",
+            ylabel="fraction of runs > τ",
+            labelsize="medium",
+            ticklabelsize="small",
+        )
+        ax.set_title(name, fontsize=10)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], color=colors[label], lw=2) for label in labels]
     fig.legend(
         handles,
         labels,
         loc="lower center",
         ncol=min(len(labels), 6),
         frameon=False,
-        title=f"mean over seeds, band: {band_text}",
+        title="performance profile, band: 95% stratified bootstrap CI",
     )
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.12 if nrows == 1 else 0.07, 1, 1))
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    for path in paths:
-        fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return paths
+    fig.tight_layout(rect=(0, 0.14 if nrows == 1 else 0.07, 1, 1))
+    return _save(fig, stem, (".png",))
 
 
 # ----------------------------------------------------------------------------- command line
@@ -314,21 +418,46 @@ def compare(
     name: str = "compare",
     band: str = "ci95",
     title: str = "",
+    reps: int = 2000,
+    seed: int = 0,
+    baseline: str | None = None,
+    normalization: dict[str, stats.Normalizer] | None = None,
 ) -> dict[str, Path]:
-    """Write the tidy table, the final-return table (CSV, Markdown) and the figure into ``out``."""
+    """Write the tidy table, the final-return tables, the rliable tables and the figures into ``out``."""
+    normalization = stats.NORMALIZATION if normalization is None else normalization
+    improvement = stats.improvement_table(finals, reps, seed, baseline)  # first: it checks ``baseline``
     out.mkdir(parents=True, exist_ok=True)
     paths = {
         "runs": out / f"{name}_runs.csv",
         "final_csv": out / f"{name}_final.csv",
         "final_md": out / f"{name}_final.md",
+        "rliable_csv": out / f"{name}_rliable.csv",
+        "rliable_md": out / f"{name}_rliable.md",
+        "improvement_csv": out / f"{name}_improvement.csv",
+        "improvement_md": out / f"{name}_improvement.md",
     }
     curves.to_csv(paths["runs"], index=False)
     table = final_table(finals)
     table.to_csv(paths["final_csv"], index=False)
     paths["final_md"].write_text(final_markdown(table))
+    rliable, notes = stats.rliable_table(finals, normalization, reps, seed)
+    notes += stats.reliability_warnings(stats.scores_by_env(finals))
+    rliable.to_csv(paths["rliable_csv"], index=False)
+    paths["rliable_md"].write_text(stats.rliable_markdown(rliable, notes, reps, seed))
+    improvement.to_csv(paths["improvement_csv"], index=False)
+    paths["improvement_md"].write_text(
+        stats.improvement_markdown(improvement, reps, seed)
+        if len(improvement)
+        else "no two settings share an env: no probability of improvement.\n"
+    )
+    if len(rliable):
+        (paths["profiles"],) = plot_profiles(finals, normalization, out / f"{name}_profiles", reps, seed)
     if len(curves):
         png, svg = plot_curves(aggregate_curves(curves, band), out / name, title, band)
-        paths.update(png=png, svg=svg)
+        iqm_png, iqm_svg = plot_curves(
+            iqm_curves(curves, reps, seed), out / f"{name}_iqm_curves", title, "iqm"
+        )
+        paths.update(png=png, svg=svg, iqm_png=iqm_png, iqm_svg=iqm_svg)
     return paths
 
 
@@ -351,7 +480,30 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--metric", default=RETURN, help=f"logged column to plot (default {RETURN})")
     parser.add_argument("--band", choices=["ci95", "std", "minmax"], default="ci95")
     parser.add_argument("--title", default="")
+    parser.add_argument(
+        "--reps", type=int, default=2000, help="stratified bootstrap resamples per interval (default 2000)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
+    parser.add_argument(
+        "--baseline",
+        metavar="LABEL",
+        help="P(improvement) of every setting over this one (default: all pairs)",
+    )
+    parser.add_argument(
+        "--reference",
+        metavar="ENV=RANDOM:REFERENCE",
+        action="append",
+        default=[],
+        help="random and reference score that normalize ENV for the aggregate over envs "
+        "(adds to or replaces rlcamp.stats.NORMALIZATION; repeatable)",
+    )
     args = parser.parse_args(argv)
+    if args.reps < 1:
+        parser.error(f"--reps {args.reps}: give a positive number of bootstrap resamples, e.g. 2000")
+    try:
+        args.normalization = {**stats.NORMALIZATION, **dict(map(stats.parse_reference, args.reference))}
+    except ValueError as error:
+        parser.error(str(error))
     if not args.paths and not args.wandb:
         parser.error("give at least one run/multirun directory or --wandb ENTITY/PROJECT")
     if args.out is None and not args.paths:
@@ -375,7 +527,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(f"rlcamp-compare: {error}")
     all_curves, all_finals = _concat(curves), pd.concat(finals, ignore_index=True)
     out = args.out or Path(args.paths[0]) / "compare"
-    paths = compare(all_curves, all_finals, out, args.name, args.band, args.title)
+    try:
+        paths = compare(
+            all_curves,
+            all_finals,
+            out,
+            args.name,
+            args.band,
+            args.title,
+            args.reps,
+            args.seed,
+            args.baseline,
+            args.normalization,
+        )
+    except ValueError as error:
+        sys.exit(f"rlcamp-compare: {error}")
     with pd.option_context("display.width", 120, "display.max_columns", 10):
         print(
             f"tidy table ({len(all_curves)} rows from {all_finals['run'].nunique()} runs; "
@@ -384,8 +550,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(all_curves.head(8).to_string(index=False))
     print()
     print(paths["final_md"].read_text())
+    print(paths["rliable_md"].read_text())
+    print(paths["improvement_md"].read_text())
+    for warning in stats.reliability_warnings(stats.scores_by_env(all_finals)):
+        print(warning, file=sys.stderr)
     for key, path in paths.items():
-        print(f"{key:>9}: {path}")
+        print(f"{key:>15}: {path}")
 
 
 if __name__ == "__main__":
