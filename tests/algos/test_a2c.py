@@ -10,6 +10,7 @@ import torch
 from rlcamp.algos import ConfigError
 from rlcamp.rollout.advantages import gae
 from rlcamp.train import build, train
+from tests.helpers.learning import LearningClaim
 
 
 def delta_n(rewards, values, dones, last_value, gamma, t, n, env):
@@ -97,35 +98,41 @@ def test_negative_entropy_coefficient_is_rejected(make_cfg):
         build(make_cfg("algo=a2c", "algo.ent_coef=-0.1"))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_a2c_learns_cartpole(make_cfg, seed):
-    """SB3-default A2C (8 envs × 5 steps, RMSprop 7e-4, λ = 1) on CartPole-v1.
+A2C_CARTPOLE = LearningClaim(
+    overrides=("algo=a2c", "total_env_steps=100000"),
+    threshold=150,
+    seeds=tuple(range(201, 209)),
+    min_passing=4,
+)
+A2C_INVERTED_PENDULUM = LearningClaim(
+    overrides=("algo=a2c", "env=inverted_pendulum", "total_env_steps=50000"),
+    threshold=900,
+    seeds=tuple(range(201, 205)),
+    min_passing=2,
+)
 
-    Measured at 100k steps: 187.8 / 323.4 / 442.5 on seeds 1 / 2 / 3; threshold 120 (random ≈ 22).
+
+@pytest.mark.slow
+def test_a2c_learns_cartpole(tmp_path):
+    """SB3-default A2C (8 envs × 5 steps, RMSprop 7e-4, λ = 1) on CartPole-v1 at 100k steps:
+    at least 4 of 8 seeds end with a 20-episode mean return >= 150 (random ≈ 22).
+
+    Measured on seeds 101-140 (sorted): 53, 75, 94, 100, 121, 158, 159, 161, 166, 166, 173, 195,
+    198, 211, 273, 287, 314, 325, 340, 373, 396, 404, 407, 456, 459, 466, 472, 476, 478, 482, 483,
+    489, 489, 490, 498, 498, 500, 500, 500, 500 — 35 of 40 >= 150. Bimodal, as SB3's A2C at these
+    settings is (174-491 on 8 seeds): about one seed in eight is still near 50-120 at 100k.
+    P(fewer than 4 of 8 pass) = 0.55% (``tests.helpers.learning.failure_probability``).
     """
-    summary, _ = train(
-        make_cfg("algo=a2c", f"seed={seed}", "logger=none", "callbacks=none", "total_env_steps=100000")
-    )
-    assert summary["ep_return_mean"] >= 120, summary
+    A2C_CARTPOLE.check(tmp_path)
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs the mujoco extra")
-@pytest.mark.parametrize("seed", [1, 2])
-def test_a2c_learns_inverted_pendulum(make_cfg, seed):
-    """A2C on InvertedPendulum-v5 (Box actions; 8 envs × 8 steps, λ 0.95, obs/reward normalization).
+def test_a2c_learns_inverted_pendulum(tmp_path):
+    """A2C on InvertedPendulum-v5 (Box actions; 8 envs × 8 steps, λ 0.95, obs/reward normalization)
+    at 50k steps: at least 2 of 4 seeds reach a 20-episode mean return >= 900 (random ≈ 5, max 1000).
 
-    Measured at 50k steps: 1000.0 / 1000.0 on seeds 1 / 2; threshold 500 (random ≈ 5, max 1000).
+    Measured on seeds 101-120: 1000 on 19 seeds, 978 on one — 20 of 20 >= 900.
+    P(fewer than 2 of 4 pass) = 0.17%.
     """
-    summary, _ = train(
-        make_cfg(
-            "algo=a2c",
-            "env=inverted_pendulum",
-            f"seed={seed}",
-            "logger=none",
-            "callbacks=none",
-            "total_env_steps=50000",
-        )
-    )
-    assert summary["ep_return_mean"] >= 500, summary
+    A2C_INVERTED_PENDULUM.check(tmp_path)

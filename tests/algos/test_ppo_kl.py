@@ -9,6 +9,7 @@ import torch
 from rlcamp.algos import ConfigError
 from rlcamp.algos.ppo import adapt_kl_coef, approx_kl, kl_penalty_loss
 from rlcamp.train import build, train
+from tests.helpers.learning import LearningClaim
 
 
 @pytest.mark.parametrize(
@@ -69,11 +70,20 @@ def test_unknown_objective_is_rejected(make_cfg):
         build(make_cfg("algo.loss=kl"))
 
 
+PPO_KL_CARTPOLE = LearningClaim(
+    overrides=("algo.loss=kl_penalty", "total_env_steps=100000"),
+    threshold=450,
+    seeds=tuple(range(201, 205)),
+    min_passing=2,
+)
+
+
 @pytest.mark.slow
-def test_ppo_kl_penalty_solves_cartpole_within_100k_steps(make_cfg):
-    """The tuned CartPole settings with ``loss=kl_penalty`` (β₀ = 1, d_targ = 0.01): measured 500 at
-    100k steps (seed 1), first reached at 42k; 19 s on a loaded 2-core machine. Threshold 450."""
-    summary, _ = train(
-        make_cfg("algo.loss=kl_penalty", "seed=1", "logger=none", "callbacks=none", "total_env_steps=100000")
-    )
-    assert summary["ep_return_mean"] >= 450, summary
+def test_ppo_kl_penalty_solves_cartpole_within_100k_steps(tmp_path):
+    """The tuned CartPole settings with the KL penalty (β₀ = 1, d_targ = 0.01) at 100k steps: at
+    least 2 of 4 seeds end with a 20-episode mean return >= 450.
+
+    Measured on seeds 101-120: 454 on one, 500 on 19 — 20 of 20 >= 450.
+    P(fewer than 2 of 4 pass) = 0.17%.
+    """
+    PPO_KL_CARTPOLE.check(tmp_path)

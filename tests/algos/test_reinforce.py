@@ -10,6 +10,7 @@ from rlcamp.algos import ConfigError
 from rlcamp.algos.reinforce import complete_episode_mask, policy_gradient_loss, reward_to_go
 from rlcamp.rollout.buffer import Rollout
 from rlcamp.train import build, train
+from tests.helpers.learning import LearningClaim
 
 MEANS = torch.tensor([10.0, 11.0, 12.5], dtype=torch.float64)  # arm rewards ~ N(mean, 1): a big offset
 LOGITS = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
@@ -120,16 +121,22 @@ def test_a_rollout_without_an_episode_end_skips_its_update(make_cfg):
     assert module.last_metrics["train/valid_fraction"] == 0.0
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_reinforce_with_value_baseline_learns_cartpole(make_cfg, seed):
-    """Default REINFORCE + V on CartPole-v1 (4 envs × 500 steps, Adam 1e-2, standardized G - V).
+REINFORCE_VALUE_BASELINE_CARTPOLE = LearningClaim(
+    overrides=("algo=reinforce", "total_env_steps=60000"),
+    threshold=150,
+    seeds=tuple(range(201, 209)),
+    min_passing=4,
+)
 
-    Measured at 60k steps: 497.6 / 500.0 / 308.6 on seeds 1 / 2 / 3 (random policy ≈ 22);
-    threshold 200. Not monotone: at 100k the same seeds read 253.8 / 494.9 / 101.8 (the large step
-    that makes it fast also makes it fall off the solution).
+
+@pytest.mark.slow
+def test_reinforce_with_value_baseline_learns_cartpole(tmp_path):
+    """Default REINFORCE + V on CartPole-v1 (4 envs × 500 steps, Adam 1e-2, standardized G - V)
+    at 60k steps: at least 4 of 8 seeds end with a 20-episode mean return >= 150 (random ≈ 22).
+
+    Measured on seeds 101-140 (sorted): 127, 130, 133, 147, 161, 174, 177, 184, 186, 187, 189,
+    192, 194, 212, 241, 305, 310, 318, 367, 375, 381, 385, 402, 426, 464, 464, 464, 469, 481, 487,
+    495, 497, 500 (×8) — 36 of 40 >= 150. Not monotone: the large step that makes it fast also
+    makes it fall off the solution. P(fewer than 4 of 8 pass) = 0.29%.
     """
-    summary, _ = train(
-        make_cfg("algo=reinforce", f"seed={seed}", "logger=none", "callbacks=none", "total_env_steps=60000")
-    )
-    assert summary["ep_return_mean"] >= 200, summary
+    REINFORCE_VALUE_BASELINE_CARTPOLE.check(tmp_path)
