@@ -12,7 +12,8 @@ The differences that cannot be removed are listed in :func:`sb3_kwargs`.
 Statistics per (algo, statistic), rlcamp as X and SB3 as Y:
 - the two-sided Mann-Whitney U test p-value (``scipy.stats.mannwhitneyu``): H0 "X and Y have the
   same distribution";
-- the probability of improvement ``P(X > Y) = U / (n·m)`` (ties count ½) with a 95% percentile
+- the probability of improvement ``P(X better than Y) = U / (n·m)`` (ties count ½; "better" is
+  higher for the return, fewer for the steps to 475) with a 95% percentile
   bootstrap CI from ``rliable`` (Agarwal et al. 2021); with one task the stratified bootstrap is
   the ordinary bootstrap over runs;
 - the smallest location shift the test detects with 80% power at these sample sizes
@@ -50,6 +51,7 @@ SOLVED = 475.0
 WINDOW = 20  # episodes in the final-return mean, rlcamp's ``stats_window``
 ALGOS = ("a2c", "ppo")
 LIBS = ("rlcamp", "sb3")
+LOWER_IS_BETTER = {"steps_to_475": -1.0}  # statistics where fewer is better, by the sign that orders them
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -401,7 +403,8 @@ def statistics_table(results: Sequence[RunResult], budget: int) -> tuple[list[di
                 continue
             row = {"algo": algo, "statistic": stat, **{f"{lib}_scores": by_lib[lib] for lib in LIBS}}
             row.update({f"{lib}_{k}": v for lib in LIBS for k, v in summarize(by_lib[lib]).items()})
-            row.update(compare(by_lib["rlcamp"], by_lib["sb3"]))
+            better = LOWER_IS_BETTER.get(stat, 1.0)  # -1: compare negated scores, so X > Y means "better"
+            row.update(compare([better * v for v in by_lib["rlcamp"]], [better * v for v in by_lib["sb3"]]))
             shift = detectable_shift(by_lib["rlcamp"], by_lib["sb3"])
             row["detectable_shift_80"] = shift if math.isfinite(shift) else None  # None: not estimable
             if stat == "steps_to_475":
@@ -423,7 +426,7 @@ def markdown_table(rows: Sequence[dict[str, Any]]) -> str:
     """One line per (algo, statistic) of :func:`statistics_table`."""
     lines = [
         "| algo | statistic | n | rlcamp median [IQR] | SB3 median [IQR] | U-test p "
-        "| P(rlcamp > SB3) [95% CI] | shift detectable (80%) |",
+        "| P(rlcamp better) [95% CI] | shift detectable (80%) |",
         "|---|---|---:|---|---|---:|---|---:|",
     ]
     for r in rows:
