@@ -315,7 +315,7 @@ def run_job(job: tuple[str, str, int, int]) -> RunResult:
 
 
 # ----------------------------------------------------------------------------------------- statistics
-def compare(x: Sequence[float], y: Sequence[float], reps: int = 2000, seed: int = 0) -> dict[str, float]:
+def compare(x: Sequence[float], y: Sequence[float], reps: int = 10_000, seed: int = 0) -> dict[str, float]:
     """Two-sided Mann-Whitney U p-value and ``P(X > Y)`` with rliable's 95% bootstrap CI.
 
     ``P(X > Y) = U_X / (n·m)``, ties counted ½ (rliable's ``probability_of_improvement``).
@@ -334,11 +334,14 @@ def compare(x: Sequence[float], y: Sequence[float], reps: int = 2000, seed: int 
         method = "exact" if len(np.unique(pooled)) == len(pooled) else "asymptotic"
         p_value = float(scipy.stats.mannwhitneyu(xs, ys, alternative="two-sided", method=method).pvalue)
     pairs = {"x,y": (xs[:, None], ys[:, None])}
-    with warnings.catch_warnings():  # arch's notice that rliable still passes a RandomState
-        warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
-        point, interval = library.get_interval_estimates(
-            pairs, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
-        )
+    # rliable 1.2 draws its resampling indices from numpy's global RNG (``np.random.choice``), not
+    # from ``random_state``: seed that for a reproducible interval, and restore it afterwards
+    saved = np.random.get_state()
+    np.random.seed(seed)
+    try:
+        point, interval = library.get_interval_estimates(pairs, metrics.probability_of_improvement, reps=reps)
+    finally:
+        np.random.set_state(saved)
     low, high = np.asarray(interval["x,y"]).reshape(-1)
     return {
         "n_x": len(xs),

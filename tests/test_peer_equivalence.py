@@ -143,3 +143,13 @@ def test_settings_without_an_sb3_equivalent_are_refused(tmp_path):
     cfg = compose_train(["algo=ppo", "env=cartpole", "network=mlp_shared"], tmp_path)
     with pytest.raises(ValueError, match="network.shared"):
         peer.sb3_kwargs(cfg)
+
+
+def test_bootstrap_interval_is_reproducible_and_leaves_numpys_rng_alone(rliable):
+    x, y = [1.0, 4.0, 2.0, 8.0, 5.0], [3.0, 6.0, 7.0, 0.0, 9.0]
+    np.random.seed(123)
+    expected_draw = np.random.rand()
+    np.random.seed(123)
+    first = peer.compare(x, y, reps=300)
+    assert np.random.rand() == expected_draw
+    assert peer.compare(x, y, reps=300) == first
