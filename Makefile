@@ -35,6 +35,8 @@ test: install ## run the whole test suite (learning tests included)
 test-fast: install ## the tests not marked slow
 	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
+# SB3 comparisons (ARGS=--sb3, scripts/peer_equivalence.py) need the bench extra:
+#   make install EXTRAS=dev,mujoco,bench
 bench: install ## throughput and time-to-solve benchmark (run alone: it measures wall time)
 	$(BIN)/python scripts/bench.py $(ARGS)
 
