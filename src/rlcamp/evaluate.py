@@ -188,7 +188,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def hydra_main(cfg: DictConfig) -> None:
-    from rlcamp.utils.checkpoint import CheckpointError
+    from rlcamp.errors import CheckpointError
 
     try:
         run_eval(cfg)

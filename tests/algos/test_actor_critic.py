@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlcamp.algos.actor_critic import QCritic, expected_q, td0_targets
+from rlcamp.algos.actor_critic import expected_q, td0_targets
+from rlcamp.nn import QCritic
 from rlcamp.rollout.buffer import Rollout
 from rlcamp.train import build, train
 

@@ -18,7 +18,7 @@ def test_npg_takes_the_full_step_of_quadratic_kl_max_kl(make_cfg, env):
     assert isinstance(module, NPG)
     module.setup("fit")
     try:
-        batch = next(module.update_batches(module.collect_rollout()))
+        batch = next(module.rollout_batches())
         old = snapshot(module.policy, batch.obs)
         theta_old = flat_params(module.actor_parameters())
         metrics = module.policy_update(batch)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rlcamp.algos import ConfigError
-from rlcamp.algos.reinforce import complete_episode_mask, policy_gradient_loss, reward_to_go
+from rlcamp.algos.policy_gradient import policy_gradient_loss
+from rlcamp.algos.reinforce import complete_episode_mask, reward_to_go
 from rlcamp.rollout.buffer import Rollout
 from rlcamp.train import build, train
 

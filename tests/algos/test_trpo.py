@@ -15,7 +15,7 @@ def rollout_batch(make_cfg, *overrides):
     """A TRPO module and one processed rollout of it (full batch, advantages normalized)."""
     module = build(make_cfg("algo=trpo", *overrides))
     module.setup("fit")
-    batch = next(module.update_batches(module.collect_rollout()))
+    batch = next(module.rollout_batches())
     return module, batch
 
 

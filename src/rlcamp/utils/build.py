@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import hydra
 from omegaconf import DictConfig
 
-from rlcamp.algos.base import OnPolicyAlgorithm
+if TYPE_CHECKING:
+    from rlcamp.algos.base import OnPolicyAlgorithm
 
 
 def build(cfg: DictConfig) -> OnPolicyAlgorithm:
