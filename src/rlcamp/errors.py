@@ -27,3 +27,9 @@ class NonFiniteUpdateError(FloatingPointError):
 
 
 VALIDATION_ERRORS = (ConfigError, EnvError, CheckpointError)
+
+
+def require(ok: bool, message: str) -> None:
+    """Raise ``ConfigError(message)`` unless ``ok``: one hyperparameter check, one line."""
+    if not ok:
+        raise ConfigError(message)

@@ -1,7 +1,7 @@
 """``OnPolicyAlgorithm``: what every on-policy method shares, as a LightningModule.
 
 Read top to bottom: hyperparameters, rollout, batch, loss, step, log. A subclass writes its loss
-(``compute_loss``) and its hyperparameter checks (``hparam_checks``); one that builds its batch
+(``compute_loss``) and its hyperparameter checks (``validate_hparams``); one that builds its batch
 differently overrides ``process_rollout``, one that steps differently (NPG/TRPO) ``training_step``.
 Full-batch methods pass ``update_epochs=1, n_minibatches=1``.
 """
@@ -22,22 +22,20 @@ from rlcamp.algos.losses import explained_variance
 from rlcamp.algos.variance import policy_gradient_metrics
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
-from rlcamp.errors import ConfigError, NonFiniteUpdateError
+from rlcamp.errors import NonFiniteUpdateError, require
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.rollout import Batch, EpisodeStats, Rollout, RolloutCollector, RolloutDataset, gae_batch
 from rlcamp.utils.checkpoint import load_run_state, save_run_state
 
 Metrics = dict[str, torch.Tensor]
-Checks = list[tuple[bool, str]]
 
 
 class OnPolicyAlgorithm(pl.LightningModule, ABC):
     """Base of REINFORCE, A2C, PPO, NPG, TRPO: one Lightning epoch = one rollout + its update.
 
     Args:
-        env: the vector-env recipe (``conf/env``).
-        network: ``partial(ActorCritic, ...)`` from ``conf/network``, called with the spaces.
-        optimizer: ``partial(torch.optim.X, lr=...)`` from ``conf/algo``.
+        env, network, optimizer: the vector-env recipe (``conf/env``), ``partial(ActorCritic, ...)``
+            (``conf/network``, called with the spaces), ``partial(torch.optim.X, lr=...)``.
         total_env_steps: budget in environment steps; training stops once it is reached.
         n_steps: steps per env per rollout (``T``); a rollout holds ``T × n_envs`` transitions.
         gamma, gae_lambda: discount and GAE's λ.
@@ -47,8 +45,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         anneal_lr: decay the learning rate linearly to 0 over the budget.
         seed: sub-env ``i`` of rank ``r`` is seeded ``seed + r·n_envs + i``.
         stats_window: episodes averaged in ``rollout/ep_return_mean``.
-        grad_diagnostics: log the policy-gradient estimator's per-sample variance and SNR on each
-            rollout (``train/grad_var``, ``train/grad_snr``; see ``rlcamp.algos.variance``).
+        grad_diagnostics: log the policy gradient's per-sample variance and SNR (``rlcamp.algos.variance``).
     """
 
     # ----------------------------------------------------------------- hyperparameters
@@ -75,9 +72,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.save_hyperparameters(ignore=["env", "network", "optimizer"])  # with every subclass's
         self.env_factory = env
         self.optimizer_factory = optimizer
-        for ok, message in self.hparam_checks():  # before any env is built
-            if not ok:
-                raise ConfigError(message)
+        self.validate_hparams()
         observation_space, action_space = env.spaces()
         self.env_spaces = {"observation": str(observation_space), "action": str(action_space)}
         self.policy = network(
@@ -100,32 +95,29 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self._nonfinite_update: torch.Tensor | None = None  # [loss, grad] flags of this rollout's steps
         self.last_metrics: dict[str, float] = {}
 
-    def hparam_checks(self) -> Checks:
-        """``(ok, one-line message)`` per hyperparameter; a subclass appends its own to super's."""
-        hp, n_envs = self.hparams, self.env_factory.n_envs
+    def validate_hparams(self) -> None:
+        """Reject nonsense hyperparameters before any env is built; a subclass extends it (super first)."""
+        hp, size = self.hparams, self.rollout_size
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        return [
-            (0.0 < hp.gamma <= 1.0, f"algo.gamma={hp.gamma} must be in (0, 1]"),
-            (0.0 <= hp.gae_lambda <= 1.0, f"algo.gae_lambda={hp.gae_lambda} must be in [0, 1]"),
-            (hp.n_steps >= 1, f"algo.n_steps={hp.n_steps} must be >= 1"),
-            (hp.update_epochs >= 1, f"algo.update_epochs={hp.update_epochs} must be >= 1"),
-            (hp.n_minibatches >= 1, f"algo.n_minibatches={hp.n_minibatches} must be >= 1"),
-            (
-                self.rollout_size % max(hp.n_minibatches, 1) == 0,
-                f"rollout of {hp.n_steps} steps x {n_envs} envs = {self.rollout_size} "
-                f"transitions does not split into algo.n_minibatches={hp.n_minibatches}; pick a divisor",
-            ),
-            (
-                hp.total_env_steps >= self.rollout_size,
-                f"total_env_steps={hp.total_env_steps} is smaller than one rollout "
-                f"({self.rollout_size}); raise it",
-            ),
-            (
-                hp.max_grad_norm is None or hp.max_grad_norm > 0,
-                f"algo.max_grad_norm={hp.max_grad_norm} must be > 0 or null",
-            ),
-            (lr is None or lr > 0, f"algo.optimizer.lr={lr} must be > 0"),
-        ]
+        require(0.0 < hp.gamma <= 1.0, f"algo.gamma={hp.gamma} must be in (0, 1]")
+        require(0.0 <= hp.gae_lambda <= 1.0, f"algo.gae_lambda={hp.gae_lambda} must be in [0, 1]")
+        require(hp.n_steps >= 1, f"algo.n_steps={hp.n_steps} must be >= 1")
+        require(hp.update_epochs >= 1, f"algo.update_epochs={hp.update_epochs} must be >= 1")
+        require(hp.n_minibatches >= 1, f"algo.n_minibatches={hp.n_minibatches} must be >= 1")
+        require(
+            size % hp.n_minibatches == 0,
+            f"rollout of {hp.n_steps} steps x {self.env_factory.n_envs} envs = {size} "
+            f"transitions does not split into algo.n_minibatches={hp.n_minibatches}; pick a divisor",
+        )
+        require(
+            hp.total_env_steps >= size,
+            f"total_env_steps={hp.total_env_steps} is smaller than one rollout ({size}); raise it",
+        )
+        require(
+            hp.max_grad_norm is None or hp.max_grad_norm > 0,
+            f"algo.max_grad_norm={hp.max_grad_norm} must be > 0 or null",
+        )
+        require(lr is None or lr > 0, f"algo.optimizer.lr={lr} must be > 0")
 
     @property
     def rollout_size(self) -> int:
@@ -152,7 +144,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     # ----------------------------------------------------------------- rollout
     def setup(self, stage: str) -> None:
-        if self.collector is not None:
+        if self.collector is not None:  # a resumed fit sets up once
             return
         seed = self.hparams.seed + self.global_rank * self.env_factory.n_envs
         self.collector = RolloutCollector(
@@ -190,9 +182,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             batch = self.process_rollout(rollout)
         self._rollout_metrics = {"train/explained_variance": explained_variance(batch.values, batch.returns)}
         if self.hparams.grad_diagnostics:
-            self._rollout_metrics.update(
-                policy_gradient_metrics(self.policy, batch.obs, batch.actions, batch.advantages)
-            )
+            metrics = policy_gradient_metrics(self.policy, batch.obs, batch.actions, batch.advantages)
+            self._rollout_metrics.update(metrics)
         return batch
 
     # ----------------------------------------------------------------- batch

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlcamp.algos.base import Checks, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
 from rlcamp.algos.natural import (
     PolicySnapshot,
@@ -19,6 +19,7 @@ from rlcamp.algos.natural import (
     set_flat_params,
     snapshot,
 )
+from rlcamp.errors import require
 from rlcamp.nn.mlp import mlp_forward
 from rlcamp.rollout.buffer import Batch
 
@@ -59,20 +60,18 @@ class NPG(OnPolicyAlgorithm):
     ) -> None:
         super().__init__(update_epochs=1, n_minibatches=1, **kwargs)
 
-    def hparam_checks(self) -> Checks:
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
         hp = self.hparams
-        return [
-            *super().hparam_checks(),
-            (hp.max_kl > 0, f"algo.max_kl={hp.max_kl} must be > 0"),
-            (hp.cg_iters >= 1, f"algo.cg_iters={hp.cg_iters} must be >= 1"),
-            (hp.cg_damping >= 0, f"algo.cg_damping={hp.cg_damping} must be >= 0"),
-            (hp.value_epochs >= 1, f"algo.value_epochs={hp.value_epochs} must be >= 1"),
-            (
-                hp.value_minibatches >= 1 and self.rollout_size % hp.value_minibatches == 0,
-                f"rollout of {self.rollout_size} transitions does not split into "
-                f"algo.value_minibatches={hp.value_minibatches}; pick a divisor",
-            ),
-        ]
+        require(hp.max_kl > 0, f"algo.max_kl={hp.max_kl} must be > 0")
+        require(hp.cg_iters >= 1, f"algo.cg_iters={hp.cg_iters} must be >= 1")
+        require(hp.cg_damping >= 0, f"algo.cg_damping={hp.cg_damping} must be >= 0")
+        require(hp.value_epochs >= 1, f"algo.value_epochs={hp.value_epochs} must be >= 1")
+        require(
+            hp.value_minibatches >= 1 and self.rollout_size % hp.value_minibatches == 0,
+            f"rollout of {self.rollout_size} transitions does not split into "
+            f"algo.value_minibatches={hp.value_minibatches}; pick a divisor",
+        )
 
     # ------------------------------------------------------------- parameter groups
     def actor_parameters(self) -> list[nn.Parameter]:
@@ -135,12 +134,10 @@ class NPG(OnPolicyAlgorithm):
     def fit_value(self, batch: Batch) -> torch.Tensor:
         """``value_epochs`` shuffled passes of ``value_minibatches`` Adam steps on ``½(V - R^λ)²``."""
         losses = []
-        for _ in range(self.hparams.value_epochs):
-            shuffled = batch.index(torch.randperm(len(batch), device=batch.obs.device))
-            for minibatch in shuffled.split(self.hparams.value_minibatches):
-                loss = value_loss(self.critic_value(minibatch.obs), minibatch.values, minibatch.returns)
-                self.gradient_step(loss)
-                losses.append(loss.detach())
+        for minibatch in batch.minibatches(self.hparams.value_epochs, self.hparams.value_minibatches, False):
+            loss = value_loss(self.critic_value(minibatch.obs), minibatch.values, minibatch.returns)
+            self.gradient_step(loss)
+            losses.append(loss.detach())
         return torch.stack(losses).mean()
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 
 import torch
 
-from rlcamp.algos.base import Checks, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
+from rlcamp.errors import require
 from rlcamp.rollout.buffer import Batch
 
 
@@ -35,13 +36,10 @@ class PolicyGradient(OnPolicyAlgorithm):
     def __init__(self, *, ent_coef: float = 0.0, vf_coef: float = 0.5, **kwargs: Any) -> None:
         super().__init__(update_epochs=1, n_minibatches=1, **kwargs)
 
-    def hparam_checks(self) -> Checks:
-        hp = self.hparams
-        return [
-            *super().hparam_checks(),
-            (hp.ent_coef >= 0, f"algo.ent_coef={hp.ent_coef} must be >= 0"),
-            (hp.vf_coef > 0, f"algo.vf_coef={hp.vf_coef} must be > 0"),
-        ]
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        require(self.hparams.ent_coef >= 0, f"algo.ent_coef={self.hparams.ent_coef} must be >= 0")
+        require(self.hparams.vf_coef > 0, f"algo.vf_coef={self.hparams.vf_coef} must be > 0")
 
     def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor | None:
         """``½ E[(V_φ(s) - R)²]`` on ``batch.returns``; None when there is no critic to train."""

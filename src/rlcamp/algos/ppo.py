@@ -7,8 +7,9 @@ from typing import Any
 
 import torch
 
-from rlcamp.algos.base import Checks, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
+from rlcamp.errors import require
 from rlcamp.rollout.buffer import Batch
 
 
@@ -67,16 +68,11 @@ class PPO(OnPolicyAlgorithm):
         super().__init__(**kwargs)
         self._update_stopped = False
 
-    def hparam_checks(self) -> Checks:
-        hp = self.hparams
-        return [
-            *super().hparam_checks(),
-            (hp.clip_range > 0, f"algo.clip_range={hp.clip_range} must be > 0"),
-            (
-                hp.clip_range_vf is None or hp.clip_range_vf > 0,
-                f"algo.clip_range_vf={hp.clip_range_vf} must be > 0 or null",
-            ),
-        ]
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        clip, clip_vf = self.hparams.clip_range, self.hparams.clip_range_vf
+        require(clip > 0, f"algo.clip_range={clip} must be > 0")
+        require(clip_vf is None or clip_vf > 0, f"algo.clip_range_vf={clip_vf} must be > 0 or null")
 
     @property
     def clip(self) -> float:
@@ -149,13 +145,10 @@ class PPOKL(PPO):
         self.kl_coef = float(kl_coef)
         self._rollout_batch: Batch | None = None
 
-    def hparam_checks(self) -> Checks:
-        hp = self.hparams
-        return [
-            *super().hparam_checks(),
-            (hp.kl_coef >= 0, f"algo.kl_coef={hp.kl_coef} must be >= 0"),
-            (hp.kl_target > 0, f"algo.kl_target={hp.kl_target} must be > 0"),
-        ]
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        require(self.hparams.kl_coef >= 0, f"algo.kl_coef={self.hparams.kl_coef} must be >= 0")
+        require(self.hparams.kl_target > 0, f"algo.kl_target={self.hparams.kl_target} must be > 0")
 
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """``-L^KLPEN`` at the current β."""

@@ -6,8 +6,8 @@ from typing import Any
 
 import torch
 
-from rlcamp.algos.base import Checks
 from rlcamp.algos.policy_gradient import PolicyGradient
+from rlcamp.errors import require
 from rlcamp.rollout.advantages import discounted_returns
 from rlcamp.rollout.buffer import Batch, Rollout
 
@@ -57,12 +57,10 @@ class REINFORCE(PolicyGradient):
     def __init__(self, *, baseline: str = "value", **kwargs: Any) -> None:
         super().__init__(**kwargs)
 
-    def hparam_checks(self) -> Checks:
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
         baseline = self.hparams.baseline
-        return [
-            *super().hparam_checks(),
-            (baseline in BASELINES, f"algo.baseline={baseline!r}: choose one of {', '.join(BASELINES)}"),
-        ]
+        require(baseline in BASELINES, f"algo.baseline={baseline!r}: choose one of {', '.join(BASELINES)}")
 
     def process_rollout(self, rollout: Rollout) -> Batch:
         returns = reward_to_go(rollout.rewards, rollout.dones, self.hparams.gamma)

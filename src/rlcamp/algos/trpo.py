@@ -6,9 +6,10 @@ from typing import Any
 
 import torch
 
-from rlcamp.algos.base import Checks, Metrics
+from rlcamp.algos.base import Metrics
 from rlcamp.algos.natural import PolicySnapshot, backtracking_line_search
 from rlcamp.algos.npg import NPG
+from rlcamp.errors import require
 from rlcamp.rollout.buffer import Batch
 
 
@@ -29,13 +30,11 @@ class TRPO(NPG):
     ) -> None:
         super().__init__(**kwargs)
 
-    def hparam_checks(self) -> Checks:
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
         shrink, backtracks = self.hparams.line_search_shrink, self.hparams.line_search_max_backtracks
-        return [
-            *super().hparam_checks(),
-            (0.0 < shrink < 1.0, f"algo.line_search_shrink={shrink} must be in (0, 1)"),
-            (backtracks >= 1, f"algo.line_search_max_backtracks={backtracks} must be >= 1"),
-        ]
+        require(0.0 < shrink < 1.0, f"algo.line_search_shrink={shrink} must be in (0, 1)")
+        require(backtracks >= 1, f"algo.line_search_max_backtracks={backtracks} must be >= 1")
 
     def apply_step(self, batch: Batch, old: PolicySnapshot, step: torch.Tensor) -> Metrics:
         result = backtracking_line_search(

@@ -7,7 +7,7 @@ Every failure is one line that names the config key and the fix, raised as ``Con
 2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
    unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra;
 3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's;
-4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.hparam_checks`` and each
+4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams`` and each
    subclass's), then the spaces, from one throwaway single env: an action space the policy
    cannot use;
 5. the checkpoint against the module: trained on other spaces, or with another network.
