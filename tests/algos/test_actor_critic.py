@@ -84,8 +84,7 @@ def test_trains_on_discrete_and_box_actions(make_cfg, env):
         make_cfg(
             "algo=actor_critic",
             f"env={env}",
-            "logger=none",
-            "callbacks=none",
+            "debug=default",
             "total_env_steps=256",
             "algo.grad_diagnostics=true",
         )

@@ -113,8 +113,7 @@ def test_a_rollout_without_an_episode_end_skips_its_update(make_cfg):
             "env.n_envs=1",
             "algo.n_steps=2",
             "total_env_steps=2",
-            "logger=none",
-            "callbacks=none",
+            "debug=default",
         )
     )
     assert module.last_metrics["train/skipped_update"] == 1.0
