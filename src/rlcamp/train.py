@@ -23,9 +23,8 @@ from pytorch_lightning.callbacks import Checkpoint
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS
-from rlcamp.utils.build import build
+from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
-from rlcamp.utils.instantiate import instantiate_group
 from rlcamp.utils.summary import print_summary, write_summary
 from rlcamp.utils.validation import validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb

@@ -27,23 +27,23 @@ def print_summary(summary: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    def number(key: str, fmt: str) -> str:
-        value = summary.get(key)
-        return "-" if _json_safe(value) is None else fmt % value
-
-    run_dir = Path(summary["output_dir"])
-    title = f"{summary['algo']} on {summary['env_id']}, seed {summary['seed']}: {summary['status']}"
-    table = Table(title=title)
+    run_dir, checkpoint = Path(summary["output_dir"]), Path(summary["output_dir"], "checkpoints", "last.ckpt")
+    rows = {
+        "return (last episodes)": ("ep_return_mean", "%.2f"),
+        "eval return": ("eval_return_mean", "%.2f"),
+        "env steps": ("env_steps", "%d"),
+        "time": ("wall_seconds", "%.1f s"),
+        "steps/s": ("steps_per_second", "%.0f"),
+    }
+    table = Table(
+        title=f"{summary['algo']} on {summary['env_id']}, seed {summary['seed']}: {summary['status']}"
+    )
     table.add_column("", style="bold")
     table.add_column("")
-    table.add_row("return (last episodes)", number("ep_return_mean", "%.2f"))
-    if summary.get("eval_return_mean") is not None:
-        table.add_row("eval return", number("eval_return_mean", "%.2f"))
-    table.add_row("env steps", number("env_steps", "%d"))
-    table.add_row("time", number("wall_seconds", "%.1f s"))
-    table.add_row("steps/s", number("steps_per_second", "%.0f"))
+    for name, (key, fmt) in rows.items():
+        if _json_safe(summary.get(key)) is not None:
+            table.add_row(name, fmt % summary[key])
     table.add_row("run dir", str(run_dir))
-    checkpoint = run_dir / "checkpoints" / "last.ckpt"
     if checkpoint.is_file():
         table.add_row("evaluate", f"rlcamp-eval ckpt_path={checkpoint}")
     table.add_row("compare", f"rlcamp-compare {run_dir.parent}")
