@@ -8,8 +8,9 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from rlcamp.algos.base import ConfigError, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
+from rlcamp.errors import require
 from rlcamp.rollout.buffer import Batch
 
 
@@ -50,8 +51,7 @@ class AdvantageWeightedPG(OnPolicyAlgorithm):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        if self.hparams.vf_coef <= 0:
-            raise ConfigError(f"algo.vf_coef={self.hparams.vf_coef} must be > 0")
+        require(self.hparams.vf_coef > 0, f"algo.vf_coef={self.hparams.vf_coef} must be > 0")
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         log_prob, _, values = self.policy.evaluate_actions(batch.obs, batch.actions)

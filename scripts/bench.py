@@ -46,7 +46,7 @@ SOLVED = 475.0
 def compose_cfg(overrides: list[str], output_dir: str) -> DictConfig:
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["logger=none", "callbacks=none", *overrides])
+        cfg = compose(config_name="train", overrides=["debug=default", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = output_dir
     return cfg

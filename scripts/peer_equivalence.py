@@ -133,7 +133,7 @@ def sb3_kwargs(cfg: DictConfig) -> dict[str, Any]:
     unsupported = [
         (network.shared, "network.shared=true (SB3's MlpPolicy here has separate actor and critic)"),
         (env.normalize_obs or env.normalize_reward, "env normalization (would need SB3's VecNormalize)"),
-        (algo.get("loss", "clip") != "clip", "PPO loss=kl_penalty (SB3 has only the clipped objective)"),
+        (algo._target_.endswith("PPOKL"), "algo=ppo_kl (SB3 has only the clipped objective)"),
         (algo.get("clip_range_vf") is not None, "clip_range_vf (this script assumes no value clipping)"),
     ]
     for flag, what in unsupported:

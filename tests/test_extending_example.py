@@ -39,8 +39,7 @@ def test_the_extending_guide_example_trains(make_cfg, tmp_path):
         "env=corridor",
         "network=mlp_small",
         "total_env_steps=20000",
-        "logger=none",
-        "callbacks=none",
+        "debug=default",
         output_dir=tmp_path / "run",
     )
     summary, module = train(cfg)

@@ -16,10 +16,9 @@ import sys
 import pytest
 import torch
 
-from rlcamp.algos.base import NonFiniteUpdateError
 from rlcamp.algos.ppo import PPO
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
-from rlcamp.rollout.collector import NonFiniteEnvError
+from rlcamp.errors import NonFiniteEnvError, NonFiniteUpdateError
 from rlcamp.train import train
 from rlcamp.utils.checkpoint import load_checkpoint
 

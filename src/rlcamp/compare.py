@@ -45,7 +45,7 @@ RETURN = "rollout/ep_return_mean"
 COLUMNS = ["run", "algo", "env", "seed", "setting", "label", "env_steps", "return"]
 # overrides that identify the run rather than the setting compared
 _NOT_SETTING = ("algo", "env", "seed", "experiment", "task_name", "tags", "total_env_steps", "ckpt_path")
-_NOT_SETTING_PREFIXES = ("hydra", "paths", "logger", "callbacks", "trainer", "num_threads", "local")
+_NOT_SETTING_PREFIXES = ("hydra", "paths", "logger", "callbacks", "trainer", "num_threads", "local", "debug")
 
 
 # ----------------------------------------------------------------------------- reading runs
@@ -61,7 +61,7 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def setting_of(overrides: Sequence[str]) -> str:
-    """The overrides that make a setting (``algo.loss=kl_penalty``), without algo, env, seed, paths…"""
+    """The overrides that make a setting (``algo.kl_target=0.003``), without algo, env, seed, paths…"""
     kept = []
     for override in overrides:
         key = override.split("=", 1)[0].lstrip("+~")

@@ -107,8 +107,8 @@ def evaluate_policy(
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     """Load ``cfg.ckpt_path``, evaluate, write ``eval.json`` (and videos); returns its content."""
     from rlcamp.train import quiet_libraries
+    from rlcamp.utils.build import instantiate_group
     from rlcamp.utils.checkpoint import load_run
-    from rlcamp.utils.instantiate import instantiate_group
     from rlcamp.utils.wandb import (
         define_env_step_axis,
         finish_wandb,
@@ -188,7 +188,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def hydra_main(cfg: DictConfig) -> None:
-    from rlcamp.utils.checkpoint import CheckpointError
+    from rlcamp.errors import CheckpointError
 
     try:
         run_eval(cfg)

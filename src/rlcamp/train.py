@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,11 +22,11 @@ from pytorch_lightning.callbacks import Checkpoint
 
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
-from rlcamp.utils.build import build
+from rlcamp.errors import VALIDATION_ERRORS
+from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
-from rlcamp.utils.instantiate import instantiate_group
-from rlcamp.utils.summary import write_summary
-from rlcamp.utils.validation import VALIDATION_ERRORS, validate_run
+from rlcamp.utils.summary import print_summary, write_summary
+from rlcamp.utils.validation import validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
 __all__ = ["build", "main", "run_job", "train"]
@@ -72,35 +71,25 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     if checkpoint is not None:
         replay_metrics(loggers, metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]))
 
-    start = time.perf_counter()
     try:
         trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
     except BaseException:
         finish_wandb(exit_code=1)
         raise
     finish_wandb()
-    wall = module.wall_seconds_before + time.perf_counter() - start
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
-
-    stats = module.collector.stats if module.collector else None
     summary = {
         "status": "preempted" if preempted_by else "completed",
-        "algo": type(module).__name__.lower(),
-        "env_id": module.env_factory.id,
+        **module.summary(),
         "seed": cfg.seed,
-        "env_steps": module.env_steps,
-        "episodes": stats.episodes if stats else module.last_metrics.get("rollout/episodes"),
-        "ep_return_mean": module.last_metrics.get("rollout/ep_return_mean"),
-        "eval_return_mean": module.last_metrics.get("eval/return_mean"),
-        "wall_seconds": wall,
-        "steps_per_second": module.env_steps / wall if wall > 0 else None,
         "output_dir": str(output_dir),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
     }
     if preempted_by:
         summary["preempted_by"] = preempted_by.name
     write_summary(output_dir, summary)
-    log.info("summary: %s", summary)
+    if trainer.is_global_zero:
+        print_summary(summary)
     return summary, module
 
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from rlcamp.algos import ConfigError
+from rlcamp.algos import PPO, PPOKL, ConfigError
 from rlcamp.algos.ppo import adapt_kl_coef, approx_kl, kl_penalty_loss
 from rlcamp.train import build, train
 from tests.helpers.learning import LearningClaim
@@ -44,7 +44,7 @@ def test_kl_penalty_loss_value_and_gradient():
 
 def test_beta_follows_the_rule_on_the_measured_kl(make_cfg, tmp_path):
     """Each rollout logs the KL it measured and the β it used; the next β is the rule's answer."""
-    train(make_cfg("algo.loss=kl_penalty", "algo.kl_target=0.003", "callbacks=none", "total_env_steps=4096"))
+    train(make_cfg("algo=ppo_kl", "algo.kl_target=0.003", "callbacks=none", "total_env_steps=4096"))
     rows = pd.read_csv(tmp_path / "metrics.csv")
     betas, kls = rows["train/kl_coef"].tolist(), rows["train/kl"].tolist()
     assert betas[0] == 1.0 and len(betas) == 16
@@ -55,7 +55,7 @@ def test_beta_follows_the_rule_on_the_measured_kl(make_cfg, tmp_path):
 def test_fixed_kl_keeps_beta(make_cfg, tmp_path):
     train(
         make_cfg(
-            "algo.loss=kl_penalty",
+            "algo=ppo_kl",
             "algo.adaptive_kl=false",
             "algo.kl_coef=3",
             "callbacks=none",
@@ -65,13 +65,16 @@ def test_fixed_kl_keeps_beta(make_cfg, tmp_path):
     assert (pd.read_csv(tmp_path / "metrics.csv")["train/kl_coef"] == 3.0).all()
 
 
-def test_unknown_objective_is_rejected(make_cfg):
-    with pytest.raises(ConfigError, match=r"algo.loss='kl' is not an objective: use clip or kl_penalty"):
-        build(make_cfg("algo.loss=kl"))
+def test_ppo_kl_is_ppo_with_the_penalty_and_checks_its_own_hyperparameters(make_cfg):
+    module = build(make_cfg("algo=ppo_kl"))
+    assert isinstance(module, PPOKL) and isinstance(module, PPO)
+    assert module.hparams.update_epochs == 10  # PPO's tuned CartPole settings apply
+    with pytest.raises(ConfigError, match=r"algo.kl_target=0.0 must be > 0"):
+        build(make_cfg("algo=ppo_kl", "algo.kl_target=0.0"))
 
 
 PPO_KL_CARTPOLE = LearningClaim(
-    overrides=("algo.loss=kl_penalty", "total_env_steps=100000"),
+    overrides=("algo=ppo_kl", "total_env_steps=100000"),
     threshold=450,
     seeds=tuple(range(201, 205)),
     min_passing=2,

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from rlcamp.algos import ConfigError
-from rlcamp.algos.reinforce import complete_episode_mask, policy_gradient_loss, reward_to_go
+from rlcamp.algos.policy_gradient import policy_gradient_loss
+from rlcamp.algos.reinforce import complete_episode_mask, reward_to_go
 from rlcamp.rollout.buffer import Rollout
 from rlcamp.train import build, train
 from tests.helpers.learning import LearningClaim
@@ -113,8 +114,7 @@ def test_a_rollout_without_an_episode_end_skips_its_update(make_cfg):
             "env.n_envs=1",
             "algo.n_steps=2",
             "total_env_steps=2",
-            "logger=none",
-            "callbacks=none",
+            "debug=default",
         )
     )
     assert module.last_metrics["train/skipped_update"] == 1.0

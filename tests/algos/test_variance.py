@@ -59,7 +59,7 @@ def test_diagnostic_is_off_by_default_and_costs_nothing(make_cfg, monkeypatch):
     monkeypatch.setattr(
         "rlcamp.algos.base.policy_gradient_metrics", lambda *a: pytest.fail("computed while off")
     )
-    _, module = train(make_cfg("algo=a2c", "logger=none", "callbacks=none", "total_env_steps=80"))
+    _, module = train(make_cfg("algo=a2c", "debug=default", "total_env_steps=80"))
     assert "train/grad_var" not in module.last_metrics
 
 
@@ -67,8 +67,7 @@ def test_diagnostic_logs_variance_and_snr_when_on(make_cfg):
     _, module = train(
         make_cfg(
             "algo=reinforce",
-            "logger=none",
-            "callbacks=none",
+            "debug=default",
             "total_env_steps=2000",
             "algo.grad_diagnostics=true",
         )

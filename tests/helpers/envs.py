@@ -53,3 +53,23 @@ class MultiBinaryEnv(CountingEnv):
     def __init__(self) -> None:
         super().__init__()
         self.action_space = gym.spaces.MultiBinary(3)
+
+
+class TerminalRewardEnv(CountingEnv):
+    """Episodes of exactly ``horizon`` steps; reward 1 on the last (terminating) step, 0 before."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float(terminated), terminated, truncated, info
+
+
+class EndlessRewardEnv(CountingEnv):
+    """Reward 1 on every step, a constant observation and no terminal state: only a time limit
+    (``env.max_episode_steps``) ends an episode, so ``V(s) = Σ_k γ^k = 1/(1-γ)``."""
+
+    def __init__(self) -> None:
+        super().__init__(terminate=False)
+
+    def step(self, action):
+        _, _, terminated, truncated, info = super().step(action)
+        return np.array([0.0], dtype=np.float32), 1.0, terminated, truncated, info

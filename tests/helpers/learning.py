@@ -74,7 +74,7 @@ class LearningClaim:
         from rlcamp.train import train
         from tests.helpers.config import compose_train
 
-        overrides = [*self.overrides, f"seed={seed}", "logger=none", "callbacks=none"]
+        overrides = [*self.overrides, f"seed={seed}", "debug=default"]
         summary, _ = train(compose_train(overrides, output_dir))
         return float(summary[self.statistic])
 

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from rlcamp.envs import RewardScaler, VecEnvFactory
+from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn import ActorCritic
-from rlcamp.rollout import NonFiniteEnvError, RolloutCollector
+from rlcamp.rollout import RolloutCollector, bootstrap_truncations
 
 
 def make_collector(n_steps=7, n_envs=2, **env_kwargs):
@@ -66,7 +67,7 @@ def test_bootstrap_adds_discounted_value_of_final_obs(make_cfg):
     module.setup("fit")
     rollout = module.collector.collect(module.policy)
     with torch.no_grad():
-        rewards = module.bootstrap_truncations(rollout)
+        rewards = bootstrap_truncations(rollout, module.policy.value, cfg.algo.gamma)
         v_final = module.policy.value(rollout.final_obs)
     gamma = cfg.algo.gamma
     torch.testing.assert_close(rewards[3], rollout.rewards[3] + gamma * v_final[:2])

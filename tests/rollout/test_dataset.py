@@ -7,8 +7,7 @@ from rlcamp.train import train
 
 def test_next_rollout_starts_after_last_optimizer_step(make_cfg, monkeypatch):
     cfg = make_cfg(
-        "logger=none",
-        "callbacks=none",
+        "debug=default",
         "algo.n_steps=16",
         "algo.update_epochs=2",
         "algo.n_minibatches=2",

@@ -5,11 +5,6 @@ from __future__ import annotations
 import torch
 
 
-def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
-    """``(x - mean) / (std + eps)`` along ``dim`` (advantage normalization, PPO detail #7)."""
-    return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + eps)
-
-
 def value_loss(
     values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, clip: float | None = None
 ) -> torch.Tensor:

@@ -44,10 +44,19 @@ def set_flat_params(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
 
 
 def flat_grad(
-    output: torch.Tensor, params: Sequence[torch.Tensor], create_graph: bool = False
+    output: torch.Tensor,
+    params: Sequence[torch.Tensor],
+    create_graph: bool = False,
+    retain_graph: bool = False,
 ) -> torch.Tensor:
     """``∇_θ output`` as one vector (zeros for parameters ``output`` does not depend on)."""
-    grads = torch.autograd.grad(output, params, create_graph=create_graph, allow_unused=True)
+    grads = torch.autograd.grad(
+        output,
+        params,
+        retain_graph=retain_graph or create_graph,
+        create_graph=create_graph,
+        allow_unused=True,
+    )
     return torch.cat(
         [(torch.zeros_like(p) if g is None else g).reshape(-1) for p, g in zip(params, grads, strict=True)]
     )
@@ -114,14 +123,7 @@ def fisher_vector_product(
     grad_kl = flat_grad(kl, params, create_graph=True)
 
     def product(vector: torch.Tensor) -> torch.Tensor:
-        grads = torch.autograd.grad(grad_kl @ vector, params, retain_graph=True, allow_unused=True)
-        fv = torch.cat(
-            [
-                (torch.zeros_like(p) if g is None else g).reshape(-1)
-                for p, g in zip(params, grads, strict=True)
-            ]
-        )
-        return fv + damping * vector
+        return flat_grad(grad_kl @ vector, params, retain_graph=True) + damping * vector
 
     return product
 

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from rlcamp.algos.base import ConfigError, FullBatchUpdate, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
 from rlcamp.algos.natural import (
     PolicySnapshot,
@@ -19,6 +19,7 @@ from rlcamp.algos.natural import (
     set_flat_params,
     snapshot,
 )
+from rlcamp.errors import require
 from rlcamp.nn.mlp import mlp_forward
 from rlcamp.rollout.buffer import Batch
 
@@ -30,12 +31,12 @@ def importance_surrogate(
     return ((log_prob - old_log_prob).exp() * advantages).mean()
 
 
-class NPG(FullBatchUpdate, OnPolicyAlgorithm):
+class NPG(OnPolicyAlgorithm):
     """One natural-gradient step per rollout on the whole batch, then a separate value fit.
 
     Policy: ``θ ← θ + sqrt(2δ / xᵀFx) · x`` with ``x = F⁻¹∇L`` from conjugate gradient on
-    Fisher-vector products (``rlcamp.algos.natural``). Value: ``update_epochs`` Adam passes of
-    ``n_minibatches`` minibatches on ``½(V(s) - R^λ)²``; the optimizer holds the critic only.
+    Fisher-vector products (``rlcamp.algos.natural``). Value: ``value_epochs`` Adam passes of
+    ``value_minibatches`` minibatches on ``½(V(s) - R^λ)²``; the optimizer holds the critic only.
 
     With ``network=mlp_shared`` the shared body is the actor's: the natural step moves it and the
     value fit trains only the value head on its (detached) features.
@@ -44,19 +45,33 @@ class NPG(FullBatchUpdate, OnPolicyAlgorithm):
         max_kl: δ, the KL radius of the step (its quadratic estimate ``½ΔᵀFΔ`` equals δ).
         cg_iters: conjugate-gradient iterations for ``x ≈ F⁻¹g``.
         cg_damping: λ in ``(F + λI)x = g``.
+        value_epochs, value_minibatches: passes of the value fit over the rollout, minibatches per pass.
     """
 
     def __init__(
-        self, *, max_kl: float = 0.01, cg_iters: int = 10, cg_damping: float = 0.1, **kwargs: Any
+        self,
+        *,
+        max_kl: float = 0.01,
+        cg_iters: int = 10,
+        cg_damping: float = 0.1,
+        value_epochs: int = 10,
+        value_minibatches: int = 16,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
-        self.save_hyperparameters(ignore=["env", "network", "optimizer"])
-        if max_kl <= 0:
-            raise ConfigError(f"algo.max_kl={max_kl} must be > 0")
-        if cg_iters < 1:
-            raise ConfigError(f"algo.cg_iters={cg_iters} must be >= 1")
-        if cg_damping < 0:
-            raise ConfigError(f"algo.cg_damping={cg_damping} must be >= 0")
+        super().__init__(update_epochs=1, n_minibatches=1, **kwargs)
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        hp = self.hparams
+        require(hp.max_kl > 0, f"algo.max_kl={hp.max_kl} must be > 0")
+        require(hp.cg_iters >= 1, f"algo.cg_iters={hp.cg_iters} must be >= 1")
+        require(hp.cg_damping >= 0, f"algo.cg_damping={hp.cg_damping} must be >= 0")
+        require(hp.value_epochs >= 1, f"algo.value_epochs={hp.value_epochs} must be >= 1")
+        require(
+            hp.value_minibatches >= 1 and self.rollout_size % hp.value_minibatches == 0,
+            f"rollout of {self.rollout_size} transitions does not split into "
+            f"algo.value_minibatches={hp.value_minibatches}; pick a divisor",
+        )
 
     # ------------------------------------------------------------- parameter groups
     def actor_parameters(self) -> list[nn.Parameter]:
@@ -117,14 +132,12 @@ class NPG(FullBatchUpdate, OnPolicyAlgorithm):
         return metrics
 
     def fit_value(self, batch: Batch) -> torch.Tensor:
-        """``update_epochs`` shuffled passes of ``n_minibatches`` Adam steps on ``½(V - R^λ)²``."""
+        """``value_epochs`` shuffled passes of ``value_minibatches`` Adam steps on ``½(V - R^λ)²``."""
         losses = []
-        for _ in range(self.hparams.update_epochs):
-            shuffled = batch.index(torch.randperm(len(batch), device=batch.obs.device))
-            for minibatch in shuffled.split(self.hparams.n_minibatches):
-                loss = value_loss(self.critic_value(minibatch.obs), minibatch.values, minibatch.returns)
-                self.gradient_step(loss)
-                losses.append(loss.detach())
+        for minibatch in batch.minibatches(self.hparams.value_epochs, self.hparams.value_minibatches, False):
+            loss = value_loss(self.critic_value(minibatch.obs), minibatch.values, minibatch.returns)
+            self.gradient_step(loss)
+            losses.append(loss.detach())
         return torch.stack(losses).mean()
 
     def training_step(self, batch: Batch, batch_idx: int) -> None:

@@ -1,15 +1,15 @@
-"""Proximal Policy Optimization (Schulman et al. 2017): the clipped surrogate (eq. 7) or the
-adaptive KL-penalty objective (eq. 8 and the β rule of section 4)."""
+"""Proximal Policy Optimization (Schulman et al. 2017): ``PPO``, the clipped surrogate (eq. 7), and
+``PPOKL``, the same algorithm with the adaptive KL-penalty objective (eq. 8, the β rule of section 4)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from rlcamp.algos.base import ConfigError, Metrics, OnPolicyAlgorithm
+from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
+from rlcamp.errors import require
 from rlcamp.rollout.buffer import Batch
 
 
@@ -43,19 +43,10 @@ def adapt_kl_coef(beta: float, kl: float, kl_target: float) -> float:
 
 
 class PPO(OnPolicyAlgorithm):
-    """PPO: ``L = L^CLIP - c_v·L^V + c_e·H`` (``loss=clip``) or ``L^KLPEN`` in place of ``L^CLIP``
-    (``loss=kl_penalty``), minimized as its negative.
-
-    With ``kl_penalty``, after each rollout's update ``d = E[KL(π_old ‖ π_θ)]`` is measured on the
-    whole rollout (mean over ranks, so every rank keeps the same β) and β follows
-    ``adapt_kl_coef``. ``adaptive_kl=false`` keeps β fixed (Table 1's "fixed KL"); with
-    ``kl_coef=0`` it is the unclipped, unpenalized surrogate (Table 1's first row).
+    """PPO-clip: ``L = L^CLIP - c_v·L^V + c_e·H``, minimized as its negative, over
+    ``update_epochs × n_minibatches`` minibatch steps per rollout.
 
     Args:
-        loss: ``clip`` (PPO-clip) or ``kl_penalty`` (adaptive/fixed KL penalty).
-        kl_coef: β, the initial penalty coefficient (the paper: 1).
-        kl_target: d_targ of the β rule (the paper tries 0.003, 0.01, 0.03).
-        adaptive_kl: apply the β rule after every rollout.
         clip_range: ε of the clipped surrogate.
         clip_range_vf: ε_v of the clipped value loss (None: unclipped).
         anneal_clip: decay ε linearly to 0 with the budget (rl-zoo's tuned CartPole).
@@ -72,33 +63,26 @@ class PPO(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         target_kl: float | None = None,
-        loss: str = "clip",
-        kl_coef: float = 1.0,
-        kl_target: float = 0.01,
-        adaptive_kl: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.save_hyperparameters(ignore=["env", "network", "optimizer"])
-        if clip_range <= 0:
-            raise ConfigError(f"algo.clip_range={clip_range} must be > 0")
-        if clip_range_vf is not None and clip_range_vf <= 0:
-            raise ConfigError(f"algo.clip_range_vf={clip_range_vf} must be > 0 or null")
-        if loss not in ("clip", "kl_penalty"):
-            raise ConfigError(f"algo.loss={loss!r} is not an objective: use clip or kl_penalty")
-        if kl_coef < 0:
-            raise ConfigError(f"algo.kl_coef={kl_coef} must be >= 0")
-        if kl_target <= 0:
-            raise ConfigError(f"algo.kl_target={kl_target} must be > 0")
         self._update_stopped = False
-        self.kl_coef = float(kl_coef)
-        self._rollout_batch: Batch | None = None
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        clip, clip_vf = self.hparams.clip_range, self.hparams.clip_range_vf
+        require(clip > 0, f"algo.clip_range={clip} must be > 0")
+        require(clip_vf is None or clip_vf > 0, f"algo.clip_range_vf={clip_vf} must be > 0 or null")
 
     @property
     def clip(self) -> float:
         """Current ε: constant, or ``ε₀ · progress_remaining`` when annealed."""
         eps = self.hparams.clip_range
         return eps * self.progress_remaining if self.hparams.anneal_clip else eps
+
+    def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+        """The surrogate to minimize: here ``-L^CLIP``."""
+        return clipped_surrogate_loss(log_ratio, advantages, self.clip)
 
     def on_train_epoch_start(self) -> None:
         self._update_stopped = False
@@ -108,10 +92,7 @@ class PPO(OnPolicyAlgorithm):
         clip = self.clip
         log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions)
         log_ratio = log_prob - batch.log_probs
-        if hp.loss == "kl_penalty":
-            policy_loss = kl_penalty_loss(log_ratio, batch.advantages, self.kl_coef)
-        else:
-            policy_loss = clipped_surrogate_loss(log_ratio, batch.advantages, clip)
+        policy_loss = self.policy_loss(log_ratio, batch.advantages)
         v_loss = value_loss(values, batch.values, batch.returns, hp.clip_range_vf)
         entropy_mean = entropy.mean()
         loss = policy_loss - hp.ent_coef * entropy_mean + hp.vf_coef * v_loss
@@ -141,16 +122,46 @@ class PPO(OnPolicyAlgorithm):
         self.gradient_step(loss)
         self._train_metrics.append(metrics)
 
-    # ----------------------------------------------------------------- adaptive KL penalty
-    def update_batches(self, batch: Batch) -> Iterator[Batch]:
-        """The base's minibatches; the rollout is kept for measuring the KL after the update."""
-        if self.hparams.loss == "kl_penalty":
-            self._rollout_batch = batch
-        yield from super().update_batches(batch)
+
+class PPOKL(PPO):
+    """PPO with ``L^KLPEN = E[r·A - β·KL(π_old ‖ π_θ)]`` in place of ``L^CLIP`` (``algo=ppo_kl``).
+
+    After each rollout's update ``d = E[KL(π_old ‖ π_θ)]`` is measured on the whole rollout (mean
+    over ranks, so every rank keeps the same β) and β follows ``adapt_kl_coef``.
+    ``adaptive_kl=false`` keeps β fixed (Table 1's "fixed KL"); with ``kl_coef=0`` it is the
+    unclipped, unpenalized surrogate (Table 1's first row). ``clip_range`` only sets the logged
+    ``train/clip_fraction``.
+
+    Args:
+        kl_coef: β, the initial penalty coefficient (the paper: 1).
+        kl_target: d_targ of the β rule (the paper tries 0.003, 0.01, 0.03).
+        adaptive_kl: apply the β rule after every rollout.
+    """
+
+    def __init__(
+        self, *, kl_coef: float = 1.0, kl_target: float = 0.01, adaptive_kl: bool = True, **kwargs: Any
+    ) -> None:
+        super().__init__(**kwargs)
+        self.kl_coef = float(kl_coef)
+        self._rollout_batch: Batch | None = None
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        require(self.hparams.kl_coef >= 0, f"algo.kl_coef={self.hparams.kl_coef} must be >= 0")
+        require(self.hparams.kl_target > 0, f"algo.kl_target={self.hparams.kl_target} must be > 0")
+
+    def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
+        """``-L^KLPEN`` at the current β."""
+        return kl_penalty_loss(log_ratio, advantages, self.kl_coef)
+
+    def collect_rollout(self) -> Batch:
+        """The base's batch, kept for measuring the KL after the update."""
+        self._rollout_batch = super().collect_rollout()
+        return self._rollout_batch
 
     def on_train_epoch_end(self) -> None:
-        """With ``kl_penalty``: measure ``d`` on the rollout, log it and β, adapt β; then log."""
-        if self.hparams.loss == "kl_penalty" and self._rollout_batch is not None:
+        """Measure ``d`` on the rollout, log it and β, adapt β; then the base's logging."""
+        if self._rollout_batch is not None:
             batch, self._rollout_batch = self._rollout_batch, None
             with torch.no_grad():
                 log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions)

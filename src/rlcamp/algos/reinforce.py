@@ -1,8 +1,4 @@
-"""REINFORCE (Williams 1992): Monte-Carlo policy gradient, with an optional baseline.
-
-Also the parent of the family's one-step methods (``PolicyGradient``): actor-critic and A2C are
-REINFORCE with another weight ``Ψ_t`` in the same estimator.
-"""
+"""REINFORCE (Williams 1992): Monte-Carlo policy gradient, with an optional baseline."""
 
 from __future__ import annotations
 
@@ -10,21 +6,12 @@ from typing import Any
 
 import torch
 
-from rlcamp.algos.base import ConfigError, FullBatchUpdate, Metrics, OnPolicyAlgorithm
-from rlcamp.algos.losses import value_loss
+from rlcamp.algos.policy_gradient import PolicyGradient
+from rlcamp.errors import require
 from rlcamp.rollout.advantages import discounted_returns
 from rlcamp.rollout.buffer import Batch, Rollout
 
 BASELINES = ("none", "mean", "value")
-
-
-def policy_gradient_loss(log_probs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``-(1/B) Σ_i log π_θ(a_i|s_i) · Ψ_i``: its gradient is minus the policy-gradient estimate
-
-    ``ĝ = (1/B) Σ_i ∇_θ log π_θ(a_i|s_i) Ψ_i`` (the lecture's REINFORCE estimator with ``Ψ = R_t``,
-    without its constant ``1/(1-γ)``, which only rescales the step).
-    """
-    return -(log_probs * weights).mean()
 
 
 def complete_episode_mask(dones: torch.Tensor) -> torch.Tensor:
@@ -42,53 +29,6 @@ def reward_to_go(rewards: torch.Tensor, dones: torch.Tensor, gamma: float) -> to
     Exact where ``complete_episode_mask`` is True; elsewhere a partial sum to be masked out.
     """
     return discounted_returns(rewards, dones, torch.zeros_like(rewards[0]), gamma)
-
-
-class PolicyGradient(FullBatchUpdate, OnPolicyAlgorithm):
-    """One gradient step per rollout on ``-log π·Ψ - c_e·H (+ c_v·critic loss)``.
-
-    ``process_rollout`` decides ``Ψ`` (``batch.advantages``) and the critic's targets; the loss and
-    the single full-batch step are shared. ``update_epochs`` and ``n_minibatches`` are fixed to 1.
-
-    Args:
-        ent_coef: ``c_e``, weight of the entropy bonus ``H[π_θ(·|s)]``.
-        vf_coef: ``c_v``, weight of the critic's regression loss.
-    """
-
-    def __init__(self, *, ent_coef: float = 0.0, vf_coef: float = 0.5, **kwargs: Any) -> None:
-        super().__init__(update_epochs=1, n_minibatches=1, **kwargs)
-
-    def validate_hparams(self) -> None:
-        super().validate_hparams()
-        hp = self.hparams
-        if hp.ent_coef < 0:
-            raise ConfigError(f"algo.ent_coef={hp.ent_coef} must be >= 0")
-        if hp.vf_coef <= 0:
-            raise ConfigError(f"algo.vf_coef={hp.vf_coef} must be > 0")
-
-    def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor | None:
-        """``½ E[(V_φ(s) - R)²]`` on ``batch.returns``; None when there is no critic to train."""
-        return value_loss(values, batch.values, batch.returns)
-
-    def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
-        log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions)
-        policy_loss = policy_gradient_loss(log_prob, batch.advantages)
-        entropy_mean = entropy.mean()
-        loss = policy_loss - self.hparams.ent_coef * entropy_mean
-        metrics = {"train/policy_loss": policy_loss.detach(), "train/entropy": entropy_mean.detach()}
-        critic = self.critic_loss(batch, values)
-        if critic is not None:
-            loss = loss + self.hparams.vf_coef * critic
-            metrics["train/value_loss"] = critic.detach()
-        metrics["train/loss"] = loss.detach()
-        return loss, metrics
-
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
-        """Skip the step when the rollout holds no complete episode (REINFORCE, short ``n_steps``)."""
-        if len(batch) == 0:
-            self._train_metrics.append({"train/skipped_update": torch.tensor(1.0)})
-            return
-        super().training_step(batch, batch_idx)
 
 
 class REINFORCE(PolicyGradient):
@@ -119,10 +59,8 @@ class REINFORCE(PolicyGradient):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        if self.hparams.baseline not in BASELINES:
-            raise ConfigError(
-                f"algo.baseline={self.hparams.baseline!r}: choose one of {', '.join(BASELINES)}"
-            )
+        baseline = self.hparams.baseline
+        require(baseline in BASELINES, f"algo.baseline={baseline!r}: choose one of {', '.join(BASELINES)}")
 
     def process_rollout(self, rollout: Rollout) -> Batch:
         returns = reward_to_go(rollout.rewards, rollout.dones, self.hparams.gamma)

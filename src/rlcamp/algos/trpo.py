@@ -6,9 +6,10 @@ from typing import Any
 
 import torch
 
-from rlcamp.algos.base import ConfigError, Metrics
+from rlcamp.algos.base import Metrics
 from rlcamp.algos.natural import PolicySnapshot, backtracking_line_search
 from rlcamp.algos.npg import NPG
+from rlcamp.errors import require
 from rlcamp.rollout.buffer import Batch
 
 
@@ -28,11 +29,12 @@ class TRPO(NPG):
         self, *, line_search_shrink: float = 0.8, line_search_max_backtracks: int = 10, **kwargs: Any
     ) -> None:
         super().__init__(**kwargs)
-        self.save_hyperparameters(ignore=["env", "network", "optimizer"])
-        if not 0.0 < line_search_shrink < 1.0:
-            raise ConfigError(f"algo.line_search_shrink={line_search_shrink} must be in (0, 1)")
-        if line_search_max_backtracks < 1:
-            raise ConfigError(f"algo.line_search_max_backtracks={line_search_max_backtracks} must be >= 1")
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        shrink, backtracks = self.hparams.line_search_shrink, self.hparams.line_search_max_backtracks
+        require(0.0 < shrink < 1.0, f"algo.line_search_shrink={shrink} must be in (0, 1)")
+        require(backtracks >= 1, f"algo.line_search_max_backtracks={backtracks} must be >= 1")
 
     def apply_step(self, batch: Batch, old: PolicySnapshot, step: torch.Tensor) -> Metrics:
         result = backtracking_line_search(

@@ -24,7 +24,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Checkpoint
 
-from rlcamp.algos.base import NonFiniteUpdateError
+from rlcamp.errors import NonFiniteUpdateError
 
 log = logging.getLogger(__name__)
 

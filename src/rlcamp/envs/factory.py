@@ -18,11 +18,9 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 
+from rlcamp.errors import EnvError
+
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
-
-
-class EnvError(ValueError):
-    """A one-line, actionable error about the environment configuration."""
 
 
 def resolve_entry_point(env_id: str) -> str:

@@ -2,7 +2,7 @@
 
 Conventions: ``rewards[t]``, ``dones[t]`` belong to the transition ``s_t → s_{t+1}``;
 ``dones[t] = 1`` when the episode ended at that step (terminated or truncated; a truncated step's
-reward already carries the bootstrap ``γ·V(s_final)``, see ``OnPolicyAlgorithm``);
+reward already carries the bootstrap ``γ·V(s_final)``, see ``rollout.buffer.bootstrap_truncations``);
 ``last_value = V(s_T)`` bootstraps the step after the rollout. Vectorized over the ``N`` envs,
 a loop over time.
 """

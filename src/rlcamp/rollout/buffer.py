@@ -1,10 +1,21 @@
-"""The tensors of one rollout, ``[T, N, ...]``, and the flat batch the update reads."""
+"""The tensors of one rollout, ``[T, N, ...]``, the flat batch the update reads, and the pure
+functions between them: GAE batch assembly and minibatching (after SB3's ``RolloutBuffer``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 
 import torch
+
+from rlcamp.rollout.advantages import gae
+
+Evaluate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+
+
+def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
+    """``(x - mean) / (std + eps)`` along ``dim`` (advantage normalization, PPO detail #7)."""
+    return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + eps)
 
 
 @dataclass
@@ -65,3 +76,67 @@ class Batch:
         """``n_chunks`` consecutive equal slices (views, no copy)."""
         columns = [getattr(self, f.name).chunk(n_chunks) for f in fields(self)]
         return [Batch(*parts) for parts in zip(*columns, strict=True)]
+
+    def minibatches(self, epochs: int, n: int, normalize_advantage: bool) -> Iterator[Batch]:
+        """``epochs`` shuffled passes of ``n`` minibatches that partition the rows of each pass.
+
+        Each pass gathers the shuffled rows once and standardizes the advantages within each
+        minibatch in one vectorized op; the minibatches are views of that gathered copy. A single
+        pass of a single minibatch (``epochs = n = 1``, the full-batch methods) is the batch itself,
+        unshuffled, its advantages standardized over all of it.
+        """
+        if epochs == 1 and n == 1:
+            if normalize_advantage and len(self) > 1:
+                self.advantages = normalize(self.advantages)
+            yield self
+            return
+        for _ in range(epochs):
+            shuffled = self.index(torch.randperm(len(self), device=self.obs.device))
+            if normalize_advantage and len(self) // n > 1:
+                shuffled.advantages = normalize(shuffled.advantages.view(n, -1)).view(-1)
+            yield from shuffled.split(n)
+
+
+def bootstrap_truncations(
+    rollout: Rollout, value: Callable[[torch.Tensor], torch.Tensor], gamma: float
+) -> torch.Tensor:
+    """Rewards with ``γ·V(s_final)`` added where a time limit cut the episode (not on termination).
+
+    ``value`` estimates ``V(s_final)`` (the critic ``V_φ``, or QActorCritic's ``E_π Q_φ``); it is
+    called only when the rollout holds a truncation.
+    """
+    rewards = rollout.rewards
+    if len(rollout.final_index):
+        rewards = rewards.clone()
+        t, env = rollout.final_index.unbind(1)
+        rewards[t, env] += gamma * value(rollout.final_obs)
+    return rewards
+
+
+def gae_batch(
+    rollout: Rollout,
+    evaluate: Evaluate,
+    value: Callable[[torch.Tensor], torch.Tensor],
+    gamma: float,
+    lam: float,
+) -> Batch:
+    """The rollout as training data: old log-probs and values in one batched pass, GAE(λ)
+    advantages and λ-returns ``A_t + V(s_t)``, time-limit truncations bootstrapped with ``γV``.
+
+    ``evaluate(obs, actions) -> (log π(a|s), H, V(s))`` and ``value(obs) -> V(s)`` are the policy's.
+    """
+    T, N = rollout.n_steps, rollout.n_envs
+    flat_obs, flat_actions = rollout.flat_obs, rollout.flat_actions
+    log_probs, _, values = evaluate(flat_obs, flat_actions)
+    values = values.reshape(T, N)
+    last_value = value(rollout.next_obs)
+    rewards = bootstrap_truncations(rollout, value, gamma)
+    advantages = gae(rewards, values, rollout.dones, last_value, gamma, lam)
+    return Batch(
+        obs=flat_obs,
+        actions=flat_actions,
+        log_probs=log_probs,
+        values=values.reshape(-1),
+        advantages=advantages.reshape(-1),
+        returns=(advantages + values).reshape(-1),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -11,18 +12,17 @@ import torch
 
 from rlcamp.envs.factory import final_observations
 from rlcamp.envs.normalize import RewardScaler
+from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.buffer import Rollout
 
 
-class NonFiniteEnvError(FloatingPointError):
-    """An env returned a NaN or infinite observation or reward."""
-
-
 @dataclass
 class EpisodeStats:
-    """Returns and lengths of finished episodes (raw rewards, before any scaling)."""
+    """Returns and lengths of the last ``window`` finished episodes (raw rewards, before any
+    scaling) and the count of all. The algorithm owns it (it is run state, saved in checkpoints);
+    the collector fills it."""
 
     window: int = 20
     returns: deque[float] = field(default_factory=deque)
@@ -37,6 +37,17 @@ class EpisodeStats:
         self.returns.extend(returns.tolist())
         self.lengths.extend(lengths.tolist())
         self.episodes += len(returns)
+
+    def state(self) -> dict[str, Any]:
+        """Plain data for a checkpoint."""
+        return {"episodes": self.episodes, "returns": list(self.returns), "lengths": list(self.lengths)}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Replace the window and the count by a checkpoint's ``state()``."""
+        self.returns.clear()
+        self.lengths.clear()
+        self.add(np.asarray(state["returns"], dtype=np.float64), np.asarray(state["lengths"], dtype=np.int64))
+        self.episodes = int(state["episodes"])
 
     @property
     def return_mean(self) -> float:
@@ -64,7 +75,7 @@ class RolloutCollector:
         seed: int,
         device: torch.device,
         reward_scaler: RewardScaler | None = None,
-        stats_window: int = 20,
+        stats: EpisodeStats | None = None,
         env_id: str = "env",
         nan_policy: str = "raise",
     ) -> None:
@@ -72,7 +83,7 @@ class RolloutCollector:
         self.n_steps = n_steps
         self.device = device
         self.reward_scaler = reward_scaler
-        self.stats = EpisodeStats(window=stats_window)
+        self.stats = stats if stats is not None else EpisodeStats()
         self.env_id = env_id
         self.nan_policy = nan_policy
         self.steps_done = 0

@@ -1,11 +1,14 @@
-"""Build an algorithm module from a composed config (shared by train, eval and resume)."""
+"""Build an algorithm module, and the list-like groups (loggers, callbacks), from a composed config."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from omegaconf import DictConfig
 
-from rlcamp.algos.base import OnPolicyAlgorithm
+if TYPE_CHECKING:
+    from rlcamp.algos.base import OnPolicyAlgorithm
 
 
 def build(cfg: DictConfig) -> OnPolicyAlgorithm:
@@ -18,3 +21,10 @@ def build(cfg: DictConfig) -> OnPolicyAlgorithm:
     network = hydra.utils.instantiate(cfg.network)
     algo = hydra.utils.instantiate(cfg.algo, _partial_=True)
     return algo(env=env, network=network)
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every entry of a config group that has a ``_target_`` (nulls are skipped)."""
+    if not group:
+        return []
+    return [hydra.utils.instantiate(entry) for entry in group.values() if entry and "_target_" in entry]

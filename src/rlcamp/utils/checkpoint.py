@@ -1,4 +1,5 @@
-"""Load rlcamp checkpoints without running code from them, rebuild their module, prepare a resume."""
+"""rlcamp's run state in a checkpoint; load checkpoints without running code from them, rebuild
+their module, prepare a resume."""
 
 from __future__ import annotations
 
@@ -6,19 +7,51 @@ import csv
 import logging
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from rlcamp.algos.base import OnPolicyAlgorithm
-from rlcamp.utils.build import build
+from rlcamp.errors import CheckpointError
+from rlcamp.utils.rng import rng_state, set_rng_state
+
+if TYPE_CHECKING:
+    from rlcamp.algos.base import OnPolicyAlgorithm
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
-    """A missing, corrupt, unsafe or mismatched checkpoint (one line, with the fix)."""
+def save_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> None:
+    """Besides Lightning's weights, optimizer, LR schedule and loop state: rlcamp's run state.
+
+    The resolved config, the spaces (checked on resume), env-step and episode counters, the
+    episode-statistics window, the training time so far and the Python/NumPy/torch RNG states.
+    """
+    stats = module.episode_stats.state()
+    checkpoint["rlcamp"] = {
+        "config": module.run_config,
+        "spaces": module.env_spaces,
+        "rng": rng_state(),
+        "wall_seconds": module.wall_seconds,
+        "env_steps": module.env_steps,
+        "episodes": stats["episodes"],
+        "episode_window": {"returns": stats["returns"], "lengths": stats["lengths"]},
+    }
+
+
+def load_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> None:
+    """Restore ``save_run_state``'s counters and episode statistics into ``module``.
+
+    A resumed fit (the module has a trainer) also continues the random streams before Lightning's
+    first dataloader ``iter()``; ``load_run`` (no trainer) leaves the caller's random state alone.
+    """
+    state = checkpoint.get("rlcamp", {})
+    module.env_steps = int(state.get("env_steps", 0))
+    module.wall_seconds_before = float(state.get("wall_seconds", 0.0))
+    if state.get("rng") is not None and module._trainer is not None:
+        set_rng_state(state["rng"])
+    window = state.get("episode_window", {"returns": [], "lengths": []})
+    module.episode_stats.load_state({"episodes": state.get("episodes", 0), **window})
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -51,6 +84,8 @@ def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint
 
 def load_run(path: str | Path) -> tuple[OnPolicyAlgorithm, DictConfig]:
     """Rebuild the module of a checkpoint with its weights and normalization statistics loaded."""
+    from rlcamp.utils.build import build
+
     checkpoint = load_checkpoint(path)
     cfg = checkpoint_config(checkpoint, path)
     module = build(cfg)

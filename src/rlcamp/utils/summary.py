@@ -1,4 +1,4 @@
-"""``summary.json``: the one file a sweep reads to compare runs."""
+"""``summary.json``, the one file a sweep reads to compare runs, and the table that ends a run."""
 
 from __future__ import annotations
 
@@ -20,3 +20,31 @@ def write_summary(output_dir: str | Path, summary: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2) + "\n")
     tmp.replace(path)
     return path
+
+
+def print_summary(summary: dict[str, Any]) -> None:
+    """The end of a run as a small table: outcome, throughput, where it went and what to run next."""
+    from rich.console import Console
+    from rich.table import Table
+
+    run_dir, checkpoint = Path(summary["output_dir"]), Path(summary["output_dir"], "checkpoints", "last.ckpt")
+    rows = {
+        "return (last episodes)": ("ep_return_mean", "%.2f"),
+        "eval return": ("eval_return_mean", "%.2f"),
+        "env steps": ("env_steps", "%d"),
+        "time": ("wall_seconds", "%.1f s"),
+        "steps/s": ("steps_per_second", "%.0f"),
+    }
+    table = Table(
+        title=f"{summary['algo']} on {summary['env_id']}, seed {summary['seed']}: {summary['status']}"
+    )
+    table.add_column("", style="bold")
+    table.add_column("")
+    for name, (key, fmt) in rows.items():
+        if _json_safe(summary.get(key)) is not None:
+            table.add_row(name, fmt % summary[key])
+    table.add_row("run dir", str(run_dir))
+    if checkpoint.is_file():
+        table.add_row("evaluate", f"rlcamp-eval ckpt_path={checkpoint}")
+    table.add_row("compare", f"rlcamp-compare {run_dir.parent}")
+    Console().print(table)

@@ -7,8 +7,8 @@ Every failure is one line that names the config key and the fix, raised as ``Con
 2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
    unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra;
 3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's;
-4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams``, PPO's
-   clip ranges), then the spaces, from one throwaway single env: an action space the policy
+4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams`` and each
+   subclass's), then the spaces, from one throwaway single env: an action space the policy
    cannot use;
 5. the checkpoint against the module: trained on other spaces, or with another network.
 """
@@ -25,18 +25,11 @@ import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from rlcamp.algos.base import ConfigError, OnPolicyAlgorithm
-from rlcamp.envs.factory import EnvError, VecEnvFactory, check_env_id, resolve_entry_point
+from rlcamp.algos.base import OnPolicyAlgorithm
+from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
+from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError
 from rlcamp.utils.build import build
-from rlcamp.utils.checkpoint import (
-    CheckpointError,
-    check_resumable,
-    checkpoint_config,
-    load_checkpoint,
-    resolve_ckpt_path,
-)
-
-VALIDATION_ERRORS = (ConfigError, EnvError, CheckpointError)
+from rlcamp.utils.checkpoint import check_resumable, checkpoint_config, load_checkpoint, resolve_ckpt_path
 
 
 def _instantiate(node: DictConfig) -> Any:

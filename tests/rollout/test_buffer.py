@@ -1,0 +1,61 @@
+"""``Batch.minibatches``: each epoch's minibatches partition the rollout, advantages standardized
+within each minibatch; a single full-batch pass is the batch itself, standardized over all of it."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rlcamp.rollout.buffer import Batch
+
+
+def numbered_batch(n: int) -> Batch:
+    """Rows that name themselves: ``obs[i] = i``; advantages with a nonzero mean and spread."""
+    torch.manual_seed(0)
+    rows = torch.arange(n, dtype=torch.float32)
+    return Batch(
+        obs=rows[:, None],
+        actions=rows.long(),
+        log_probs=-rows,
+        values=2 * rows,
+        advantages=3.0 + 5.0 * torch.randn(n),
+        returns=rows + 1,
+    )
+
+
+@pytest.mark.parametrize(("epochs", "n"), [(1, 4), (3, 4), (2, 1), (2, 8)])
+def test_each_epoch_partitions_the_rollout_with_per_minibatch_normalization(epochs, n):
+    batch = numbered_batch(32)
+    minibatches = list(batch.minibatches(epochs, n, normalize_advantage=True))
+    assert len(minibatches) == epochs * n
+    for epoch in range(epochs):
+        parts = minibatches[epoch * n : (epoch + 1) * n]
+        ids = torch.cat([mb.obs[:, 0] for mb in parts]).long()
+        assert sorted(ids.tolist()) == list(range(32))  # every row exactly once
+        for mb in parts:
+            rows = mb.obs[:, 0].long()
+            for field in ("actions", "log_probs", "values", "returns"):  # rows stay aligned
+                torch.testing.assert_close(getattr(mb, field), getattr(batch, field)[rows])
+            raw = batch.advantages[rows]
+            torch.testing.assert_close(mb.advantages, (raw - raw.mean()) / (raw.std() + 1e-8))
+    torch.testing.assert_close(batch.advantages, numbered_batch(32).advantages)  # the rollout is untouched
+
+
+def test_epochs_are_shuffled_independently():
+    batch = numbered_batch(32)
+    first, second = (mb.obs[:, 0] for mb in batch.minibatches(2, 1, normalize_advantage=False))
+    assert sorted(first.tolist()) == sorted(second.tolist()) and not torch.equal(first, second)
+
+
+def test_one_pass_of_one_minibatch_is_the_whole_batch_in_order():
+    batch = numbered_batch(16)
+    raw = batch.advantages.clone()
+    (only,) = batch.minibatches(1, 1, normalize_advantage=True)
+    torch.testing.assert_close(only.obs[:, 0], torch.arange(16.0))
+    torch.testing.assert_close(only.advantages, (raw - raw.mean()) / (raw.std() + 1e-8))
+
+
+def test_without_normalization_advantages_are_the_rollouts():
+    batch = numbered_batch(16)
+    for mb in batch.minibatches(2, 4, normalize_advantage=False):
+        torch.testing.assert_close(mb.advantages, batch.advantages[mb.obs[:, 0].long()])
