@@ -1,4 +1,4 @@
-"""The fixed-policy bias/variance study of conf/experiment/variance_study.yaml: run it, draw its figure and table.
+"""Run the fixed-policy bias/variance study (conf/experiment/variance_study.yaml); draw its figure, table.
 
     python scripts/variance_study.py                          # as configured (about 4 minutes on one core)
     python scripts/variance_study.py variance_study.batches=50 variance_study.reference_env_steps=200000
@@ -74,7 +74,7 @@ def train_snapshots(cfg: DictConfig) -> list[Path]:
 
 
 def snapshot_policy(cfg: DictConfig, path: Path, seed: int) -> tuple[torch.nn.Module, QCritic, dict]:
-    """The snapshot's actor with a fresh critic, a fresh ``QCritic`` of the same MLP shape, and its metadata."""
+    """The snapshot's actor with a fresh critic, a fresh ``QCritic`` of the same MLP, and the snapshot."""
     env = hydra.utils.instantiate(cfg.env)
     observation_space, action_space = env.spaces()
     torch.manual_seed(seed)
@@ -121,7 +121,7 @@ def study_rows(cfg: DictConfig, paths: list[Path]) -> pd.DataFrame:
 
 
 def bandit_rows(n_boot: int, seed: int, n_batches: int = 4000, batch: int = 8) -> pd.DataFrame:
-    """The softmax bandit's REINFORCE estimators (``none``, ``mean``, ``value`` baseline) against the exact gradient."""
+    """The softmax bandit's REINFORCE (baseline ``none``, ``mean`` or ``value``) vs the exact gradient."""
     exact = bandit_exact_gradient(BANDIT_LOGITS, BANDIT_MEANS)
     rows = []
     for name, baseline in (
@@ -167,7 +167,9 @@ def table(frame: pd.DataFrame) -> str:
             out.append(
                 f"**{stage.capitalize()} snapshot** (PPO at {first['env_steps']:.0f} env steps, training "
                 f"return {first['train_return']:.0f}; mean episode length L̄ = {first['mean_length']:.0f}, "
-                f"K = {first['episodes_per_batch']:.0f} episodes per batch; ‖g_ref‖² = {first['g_ref_sq']:.3g}, "
+                f"{first['truncated_fraction']:.0%} of episodes reach the time limit; "
+                f"K = {first['episodes_per_batch']:.0f} episodes per batch; "
+                f"‖g_ref‖² = {first['g_ref_sq']:.3g}, "
                 f"reference variance / ‖g_ref‖² = {first['reference_var'] / first['g_ref_sq']:.2g}; "
                 f"explained variance of G_t: V̂ {first['value_explained_variance']:.2f}, "
                 f"Q̂ {first['q_explained_variance']:.2f})"

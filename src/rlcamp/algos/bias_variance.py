@@ -164,7 +164,7 @@ def fit_value(
     minibatch: int,
     generator: torch.Generator,
 ) -> None:
-    """``steps`` Adam steps on ``½(V(s) - y)²`` (``losses.value_loss``), random minibatches of ``(obs, y)``."""
+    """``steps`` Adam steps on ``½(V(s) - y)²`` (``losses.value_loss``), minibatches of ``(obs, y)``."""
     optimizer = torch.optim.Adam(parameters, lr=lr)
     for _ in range(steps):
         idx = torch.randint(len(obs), (minibatch,), generator=generator)
