@@ -1,6 +1,6 @@
 """Run the fixed-policy bias/variance study (conf/experiment/variance_study.yaml); draw its figure, table.
 
-    python scripts/variance_study.py                          # as configured (about 4 minutes on one core)
+    python scripts/variance_study.py                          # as configured (about 2 minutes on one core)
     python scripts/variance_study.py variance_study.batches=50 variance_study.reference_env_steps=200000
     python scripts/variance_study.py --plot-only              # redraw from docs/figures/variance_study.csv
 
