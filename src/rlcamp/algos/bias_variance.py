@@ -81,6 +81,8 @@ def sample_episodes(
     then by time, and the first ``n_episodes`` are returned. The selection depends on counts only,
     not on lengths or returns, so the episodes are i.i.d. draws of ``π_θ``'s episode distribution.
     Actions come from the rollout's numpy actor with Gumbel noise from ``numpy.random.default_rng(seed)``.
+    Not ``RolloutCollector``: its fixed-length segments hold complete episodes only up to the cut, and
+    keeping those would favour short episodes.
     """
     if not isinstance(policy.action_space, gym.spaces.Discrete):
         raise ValueError("the variance study supports Discrete action spaces only; pick a Discrete env")
@@ -353,7 +355,9 @@ def error_statistics(
         cosine   = 1/R Σ_r cos(ĝ_r, g_ref)
 
     The debiased bias² can come out negative when the bias is below the noise. Intervals:
-    percentile bootstrap over the ``R`` batches (``n_boot`` resamples, the reference held fixed).
+    percentile bootstrap over the ``R`` batches (``n_boot`` resamples, the reference held fixed),
+    written as resampling counts so that all four statistics of all resamples are a few matrix
+    products on ``[R, P]`` (``scipy.stats.bootstrap`` would copy ``[R, P]`` per resample).
     """
     g = np.asarray(estimates, dtype=np.float64)
     ref = np.asarray(reference, dtype=np.float64)
@@ -472,7 +476,6 @@ def run_study(
         s.critic_steps, s.critic_lr, s.critic_minibatch, generator,
     )  # fmt: skip
     fit_q_td(q_critic, policy, fit, s.gamma, s.critic_steps, s.critic_lr, s.critic_minibatch, generator)
-    policy.eval()
 
     reference = sample_episodes(
         policy, env_factory, math.ceil(s.reference_env_steps / pilot_length), s.seed + 20_000, s.n_envs
