@@ -1,23 +1,27 @@
-"""Run the variance study of conf/experiment/variance_study.yaml, then draw its figure and table.
+"""Run the fixed-policy bias/variance study (conf/experiment/variance_study.yaml); draw its figure, table.
 
-    python scripts/variance_study.py                        # the sweep as configured (8 variants x 5 seeds)
-    python scripts/variance_study.py total_env_steps=60000 'variance_study.seeds=[1,2,3]'
-    python scripts/variance_study.py --plot-only            # redraw from the runs already in --out
+    python scripts/variance_study.py                          # as configured (about 2 minutes on one core)
+    python scripts/variance_study.py variance_study.batches=50 variance_study.reference_env_steps=200000
+    python scripts/variance_study.py --plot-only              # redraw from docs/figures/variance_study.csv
 
-Each run is ``rlcamp-train experiment=variance_study <variant overrides> seed=<s>`` (in-process),
-writing ``metrics.csv`` under ``--out/<variant>/seed_<s>``; runs that finished are not rerun.
-The figure has three panels against env steps: episode return (mean ± std over seeds), the
-per-sample gradient variance ``train/grad_var`` and the SNR ``train/grad_snr`` (means over seeds of
-the per-rollout values, smoothed over 5 rollouts). The table gives, per variant, the final return,
-the return averaged over training, the geometric mean of ``grad_var`` and the mean ``grad_snr``.
+1. Train the config's PPO run on CartPole-v1 (``rlcamp-train experiment=variance_study``, in-process)
+   with ``PolicySnapshots`` saving the policy at the configured env steps; skipped when the
+   snapshots exist in ``--out``.
+2. Per snapshot, ``rlcamp.algos.bias_variance.run_study``: fit a fresh V (Monte-Carlo regression)
+   and a fresh Q (expected-SARSA TD(0)), draw the reference and the ``R`` batches, and measure
+   bias², variance, MSE and cosine of every estimator against the reference.
+3. The exact softmax bandit beside it: REINFORCE with no, mean and exact-value baseline against
+   the exact gradient (``bandit_gradients``, the design of ``tests/algos/test_reinforce.py``).
+Writes ``--csv`` (every number), ``--table`` (markdown) and ``--figure``.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
+import time
 from pathlib import Path
 
+import hydra
 import matplotlib
 
 matplotlib.use("Agg")
@@ -27,137 +31,246 @@ import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
+from rlcamp.algos.actor_critic import QCritic
+from rlcamp.algos.bias_variance import (
+    StudySettings,
+    bandit_exact_gradient,
+    bandit_gradients,
+    error_statistics,
+    run_study,
+)
+from rlcamp.algos.variance import ACTOR_PREFIXES
+from rlcamp.callbacks.snapshots import snapshot_path
 from rlcamp.train import CONF_DIR, train
 
 ROOT = Path(__file__).resolve().parents[1]
-METRICS = ("rollout/ep_return_mean", "train/grad_var", "train/grad_snr")
+FIGURES = ROOT / "docs" / "figures"
+STATS = ("bias2", "variance", "mse", "cosine")
+BANDIT_LOGITS = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
+BANDIT_MEANS = torch.tensor([10.0, 11.0, 12.5], dtype=torch.float64)  # a large common offset
+STAGES = ("early", "middle", "late")
 
 
-def compose_run(overrides: list[str], output_dir: Path | None = None) -> DictConfig:
-    """``conf/train.yaml`` with ``experiment=variance_study`` and ``overrides``."""
+def compose_study(overrides: list[str], output_dir: Path) -> DictConfig:
+    """``conf/train.yaml`` with ``experiment=variance_study`` and ``overrides``, writing to ``output_dir``."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=["experiment=variance_study", *overrides])
     with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir or ROOT / "logs" / "variance_study")
+        cfg.paths.output_dir = str(output_dir)
     return cfg
 
 
-def slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9.]+", "_", name.lower()).strip("_")
+def train_snapshots(cfg: DictConfig) -> list[Path]:
+    """The snapshot files of ``cfg``'s run, training it first unless they all exist."""
+    snapshots = cfg.callbacks.snapshots
+    paths = [snapshot_path(snapshots.dirpath, s) for s in snapshots.at_env_steps]
+    if not all(p.exists() for p in paths):
+        summary, _ = train(cfg)
+        print(f"trained the snapshot run: {summary['env_steps']} env steps in {summary['wall_seconds']:.0f}s")
+    return paths
 
 
-def run_sweep(study: DictConfig, overrides: list[str], out: Path) -> None:
-    for name, variant in study.variants.items():
-        for seed in study.seeds:
-            run_dir = out / slug(name) / f"seed_{seed}"
-            if (run_dir / "summary.json").exists():
-                continue
-            summary, _ = train(compose_run([*variant, *overrides, f"seed={seed}"], run_dir))
-            print(
-                f"{name:24s} seed {seed}: return {summary['ep_return_mean']:.1f} "
-                f"in {summary['wall_seconds']:.0f}s"
-            )
+def snapshot_policy(cfg: DictConfig, path: Path, seed: int) -> tuple[torch.nn.Module, QCritic, dict]:
+    """The snapshot's actor with a fresh critic, a fresh ``QCritic`` of the same MLP, and the snapshot."""
+    env = hydra.utils.instantiate(cfg.env)
+    observation_space, action_space = env.spaces()
+    torch.manual_seed(seed)
+    policy = hydra.utils.instantiate(cfg.network)(
+        observation_space=observation_space,
+        action_space=action_space,
+        normalize_obs=env.normalize_obs,
+        clip_obs=env.clip_obs,
+    )
+    snapshot = torch.load(path, weights_only=True)
+    actor = {k: v for k, v in snapshot["state_dict"].items() if k.startswith(ACTOR_PREFIXES)}
+    actor.update({k: v for k, v in snapshot["state_dict"].items() if k.startswith("obs_normalizer")})
+    missing = policy.load_state_dict(actor, strict=False).missing_keys
+    assert all(not k.startswith(ACTOR_PREFIXES) for k in missing), missing
+    q_critic = QCritic(
+        observation_space, action_space, tuple(cfg.network.hidden_sizes), cfg.network.activation
+    )
+    return policy, q_critic, snapshot
 
 
-def load_runs(study: DictConfig, out: Path) -> dict[str, list[pd.DataFrame]]:
-    """Per variant, one frame per finished seed: ``env_steps`` and ``METRICS``, one row per rollout."""
-    runs: dict[str, list[pd.DataFrame]] = {}
-    for name in study.variants:
-        frames = []
-        for seed in study.seeds:
-            path = out / slug(name) / f"seed_{seed}" / "metrics.csv"
-            if path.exists():
-                frame = pd.read_csv(path)
-                frames.append(frame[["env_steps", *METRICS]].dropna().reset_index(drop=True))
-        if frames:
-            runs[name] = frames
-    return runs
-
-
-def on_grid(
-    frames: list[pd.DataFrame], column: str, grid: np.ndarray, log: bool = False, smooth: int = 1
-) -> np.ndarray:
-    """``[seeds, len(grid)]``: each run's ``column`` (log10 if ``log``, rolling mean) on ``grid``."""
-    rows = []
-    for frame in frames:
-        values = np.log10(frame[column].clip(lower=1e-12)) if log else frame[column]
-        values = values.rolling(smooth, min_periods=1).mean()
-        rows.append(np.interp(grid, frame["env_steps"], values))
-    return np.array(rows)
-
-
-def plot(runs: dict[str, list[pd.DataFrame]], total_steps: int, path: Path) -> None:
-    grid = np.linspace(0, total_steps, 200)
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-    colors = plt.get_cmap("tab10")
-    for i, (name, frames) in enumerate(runs.items()):
-        color = colors(i)
-        ret = on_grid(frames, METRICS[0], grid)
-        axes[0].plot(grid, ret.mean(0), color=color, label=f"{name} ({len(frames)} seeds)")
-        axes[0].fill_between(
-            grid, ret.mean(0) - ret.std(0), ret.mean(0) + ret.std(0), color=color, alpha=0.12
+def study_rows(cfg: DictConfig, paths: list[Path]) -> pd.DataFrame:
+    """Every snapshot's ``run_study`` rows, plus the bandit's, as one frame."""
+    settings = StudySettings(**OmegaConf.to_container(cfg.variance_study, resolve=True))
+    env = hydra.utils.instantiate(cfg.env)
+    frames = []
+    for stage, path in zip(STAGES, paths, strict=False):
+        start = time.perf_counter()
+        policy, q_critic, snapshot = snapshot_policy(cfg, path, settings.seed)
+        info, rows = run_study(policy, q_critic, env, settings)
+        frame = pd.DataFrame(rows).assign(
+            snapshot=stage,
+            env_steps=snapshot["env_steps"],
+            train_return=snapshot["ep_return_mean"],
+            **info,
         )
-        axes[1].plot(grid, 10 ** on_grid(frames, METRICS[1], grid, log=True, smooth=5).mean(0), color=color)
-        axes[2].plot(grid, on_grid(frames, METRICS[2], grid, smooth=5).mean(0), color=color)
-    axes[0].set(title="episode return (mean ± std over seeds)", ylabel="return")
-    axes[1].set(title="per-sample gradient variance tr Cov[g_i]", yscale="log")
-    axes[2].set(title="per-sample SNR ‖E g‖² / tr Cov[g_i]")
-    axes[2].axhline(0.0, color="grey", lw=0.5)
-    axes[2].set_yscale("symlog", linthresh=1e-3)
-    for ax in axes:
-        ax.set_xlabel("env steps")
+        frames.append(frame)
+        print(
+            f"{stage} snapshot ({snapshot['env_steps']} steps, return {snapshot['ep_return_mean']:.0f}): "
+            f"L̄ {info['mean_length']:.0f}, K {info['episodes_per_batch']:.0f}, "
+            f"{time.perf_counter() - start:.0f}s"
+        )
+    frames.append(bandit_rows(settings.n_boot, settings.seed))
+    return pd.concat(frames, ignore_index=True)
+
+
+def bandit_rows(n_boot: int, seed: int, n_batches: int = 4000, batch: int = 8) -> pd.DataFrame:
+    """The softmax bandit's REINFORCE (baseline ``none``, ``mean`` or ``value``) vs the exact gradient."""
+    exact = bandit_exact_gradient(BANDIT_LOGITS, BANDIT_MEANS)
+    rows = []
+    for name, baseline in (
+        ("REINFORCE", "none"),
+        ("REINFORCE + mean baseline", "mean"),
+        ("REINFORCE + exact V", "value"),
+    ):
+        estimates = bandit_gradients(BANDIT_LOGITS, BANDIT_MEANS, baseline, n_batches, batch, seed)
+        row: dict[str, float | str] = {"estimator": name}
+        for key, (value, low, high) in error_statistics(estimates, exact, 0.0, n_boot, seed).items():
+            row.update({key: value, f"{key}_lo": low, f"{key}_hi": high})
+        rows.append(row)
+    return pd.DataFrame(rows).assign(
+        snapshot="bandit", episodes_per_batch=float(batch), g_ref_sq=float(exact @ exact), reference_var=0.0
+    )
+
+
+def relative(frame: pd.DataFrame) -> pd.DataFrame:
+    """bias², variance and MSE (with their bounds) divided by ``‖g_ref‖²``."""
+    frame = frame.copy()
+    for key in STATS[:3]:
+        for col in (key, f"{key}_lo", f"{key}_hi"):
+            frame[col] = frame[col] / frame["g_ref_sq"]
+    return frame
+
+
+def cell(row: pd.Series, key: str) -> str:
+    return f"{row[key]:.3g} [{row[f'{key}_lo']:.2g}, {row[f'{key}_hi']:.2g}]"
+
+
+def table(frame: pd.DataFrame) -> str:
+    """Markdown: one table per snapshot (and the bandit), bias²/variance/MSE relative to ``‖g_ref‖²``."""
+    out = []
+    for stage, part in relative(frame).groupby("snapshot", sort=False):
+        first = part.iloc[0]
+        if stage == "bandit":
+            out.append(
+                f"**Softmax bandit** (3 arms, rewards N(μ, 1), μ = {BANDIT_MEANS.tolist()}; batches of "
+                f"{first['episodes_per_batch']:.0f} pulls; R = 4000; reference = the exact gradient, "
+                f"‖g‖² = {first['g_ref_sq']:.3g})"
+            )
+        else:
+            out.append(
+                f"**{stage.capitalize()} snapshot** (PPO at {first['env_steps']:.0f} env steps, training "
+                f"return {first['train_return']:.0f}; mean episode length L̄ = {first['mean_length']:.0f}, "
+                f"{first['truncated_fraction']:.0%} of episodes reach the time limit; "
+                f"K = {first['episodes_per_batch']:.0f} episodes per batch; "
+                f"‖g_ref‖² = {first['g_ref_sq']:.3g}, "
+                f"reference variance / ‖g_ref‖² = {first['reference_var'] / first['g_ref_sq']:.2g}; "
+                f"explained variance of G_t: V̂ {first['value_explained_variance']:.2f}, "
+                f"Q̂ {first['q_explained_variance']:.2f})"
+            )
+        out += [
+            "",
+            "| estimator | bias² / ‖g‖² | variance / ‖g‖² | MSE / ‖g‖² | cosine to g_ref |",
+            "|---|---|---|---|---|",
+        ]
+        out += [
+            f"| {row['estimator']} | " + " | ".join(cell(row, k) for k in STATS) + " |"
+            for _, row in part.iterrows()
+        ]
+        out.append("")
+    return "\n".join(out)
+
+
+def plot(frame: pd.DataFrame, path: Path) -> None:
+    """bias², variance, MSE (relative, log scale) and cosine per estimator, one series per snapshot.
+
+    A bias² whose interval reaches 0 is drawn as a ▽ at its upper bound (indistinguishable from 0).
+    """
+    data = relative(frame[frame["snapshot"] != "bandit"])
+    names = list(dict.fromkeys(data["estimator"]))
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(2, 2, figsize=(15, 9), sharex=True)
+    titles = {
+        "bias2": "bias² ‖E ĝ − g_ref‖² / ‖g_ref‖²",
+        "variance": "variance E‖ĝ − E ĝ‖² / ‖g_ref‖²",
+        "mse": "MSE E‖ĝ − g_ref‖² / ‖g_ref‖²",
+        "cosine": "cosine(ĝ, g_ref), mean over batches",
+    }
+    stages = list(dict.fromkeys(data["snapshot"]))
+    for i, stage in enumerate(stages):
+        part = data[data["snapshot"] == stage].set_index("estimator").loc[names]
+        offset = x + (i - (len(stages) - 1) / 2) * 0.22
+        label = f"{stage} (return {part['train_return'].iloc[0]:.0f})"
+        color = plt.get_cmap("tab10")(i)
+        for ax, key in zip(axes.flat, STATS, strict=True):
+            value, low, high = (
+                part[key].to_numpy(),
+                part[f"{key}_lo"].to_numpy(),
+                part[f"{key}_hi"].to_numpy(),
+            )
+            resolved = low > 0 if key != "cosine" else np.ones(len(value), dtype=bool)
+            ax.errorbar(
+                offset[resolved],
+                value[resolved],
+                yerr=[value[resolved] - low[resolved], high[resolved] - value[resolved]],
+                fmt="o",
+                color=color,
+                capsize=3,
+                label=label,
+            )
+            if (~resolved).any():
+                ax.scatter(
+                    offset[~resolved], high[~resolved], marker="v", facecolors="none", edgecolors=color
+                )
+    for ax, key in zip(axes.flat, STATS, strict=True):
+        ax.set_title(titles[key])
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8, loc="upper left")
-    fig.suptitle("Policy-gradient estimators on CartPole-v1 (rlcamp experiment=variance_study)")
+        if key != "cosine":
+            ax.set_yscale("log")
+            ax.axhline(1.0, color="grey", lw=0.7, ls="--")
+    for ax in axes[1]:
+        ax.set_xticks(x, names, rotation=35, ha="right")
+    axes[0, 0].legend(fontsize=9)
+    fig.suptitle(
+        "Policy-gradient estimators at fixed PPO snapshots on CartPole-v1: R batches of ≈2000 env steps "
+        "vs a 10⁶-step reference (95% bootstrap CIs; ▽: bias² below noise, upper bound)"
+    )
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-
-
-def table(runs: dict[str, list[pd.DataFrame]]) -> str:
-    """Markdown: final return (mean of the last 10% of rollouts), mean return, grad_var, grad_snr."""
-    lines = [
-        "| variant | seeds | final return | mean return over training "
-        "| grad_var (geo. mean) | grad_snr (mean) |",
-        "|---|---|---|---|---|---|",
-    ]
-    for name, frames in runs.items():
-        final = [f[METRICS[0]].iloc[-max(len(f) // 10, 1) :].mean() for f in frames]
-        mean_return = [f[METRICS[0]].mean() for f in frames]
-        log_var = [np.log10(f[METRICS[1]].clip(lower=1e-12)).mean() for f in frames]
-        snr = [f[METRICS[2]].mean() for f in frames]
-        lines.append(
-            f"| {name} | {len(frames)} | {np.mean(final):.1f} ± {np.std(final):.1f} | "
-            f"{np.mean(mean_return):.1f} ± {np.std(mean_return):.1f} | {10 ** np.mean(log_var):.3g} | "
-            f"{np.mean(snr):.2g} ± {np.std(snr):.1g} |"
-        )
-    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "overrides", nargs="*", help="Hydra overrides for every run, e.g. total_env_steps=60000"
-    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. variance_study.batches=50")
     parser.add_argument("--out", type=Path, default=ROOT / "logs" / "variance_study")
-    parser.add_argument("--figure", type=Path, default=ROOT / "docs" / "figures" / "variance_study.png")
-    parser.add_argument("--table", type=Path, default=ROOT / "docs" / "figures" / "variance_study_table.md")
-    parser.add_argument("--plot-only", action="store_true", help="skip training; plot the runs in --out")
+    parser.add_argument("--csv", type=Path, default=FIGURES / "variance_study.csv")
+    parser.add_argument("--figure", type=Path, default=FIGURES / "variance_study.png")
+    parser.add_argument("--table", type=Path, default=FIGURES / "variance_study_table.md")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure and table from --csv")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    cfg = compose_run(args.overrides)
-    if not args.plot_only:
-        run_sweep(cfg.variance_study, args.overrides, args.out)
-    runs = load_runs(cfg.variance_study, args.out)
-    plot(runs, int(cfg.total_env_steps), args.figure)
-    args.table.write_text(table(runs))
-    print(table(runs))
-    print(f"figure: {args.figure}\ntable: {args.table}")
+    if args.plot_only:
+        frame = pd.read_csv(args.csv)
+    else:
+        start = time.perf_counter()
+        cfg = compose_study(args.overrides, args.out)
+        frame = study_rows(cfg, train_snapshots(cfg))
+        args.csv.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(args.csv, index=False)
+        print(f"study: {time.perf_counter() - start:.0f}s")
+    plot(frame, args.figure)
+    args.table.write_text(table(frame))
+    print(table(frame))
+    print(f"figure: {args.figure}\ntable: {args.table}\ndata: {args.csv}")
 
 
 if __name__ == "__main__":

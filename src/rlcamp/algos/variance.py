@@ -13,11 +13,13 @@ of ``grad``), and logs
     train/grad_var = tr Cov[g_i] ≈ 1/(B-1) Σ_i ‖g_i - ĝ‖²        (variance of one sample)
     train/grad_snr = (‖ĝ‖² - grad_var / B) / grad_var             (‖E g‖² / tr Cov[g], per sample)
 
-Both are per sample, so they compare estimators across rollout sizes; the variance of the batch
-mean ``ĝ`` is ``grad_var / B`` when the ``B`` transitions are independent (they are not within one
-trajectory, which makes ``grad_var / B`` a lower estimate of it). ``‖ĝ‖²`` overestimates
-``‖E g‖²`` by ``tr Cov / B``; the SNR removes that bias, so it can come out negative on a rollout
-where the noise dominates. The weights are the rollout's, before any per-minibatch normalization.
+In one line each: ``grad_var`` is how far one transition's term ``g_i`` scatters around this
+rollout's mean, at the current policy; ``grad_snr`` is this rollout's ``‖E g‖² / tr Cov[g_i]`` with
+``E g`` the estimator's own mean (bias-corrected for ``‖ĝ‖²``'s ``tr Cov / B``), so it can come out
+negative. Neither measures bias, and both move with the policy (``∇ log π → 0`` as it turns
+deterministic), so along a training run they track the policy as much as the estimator: compare
+estimators at a fixed policy with ``rlcamp.algos.bias_variance`` (the variance study). The
+weights are the rollout's, before any per-minibatch normalization.
 """
 
 from __future__ import annotations
