@@ -100,3 +100,60 @@ def test_one_update_lowers_the_td_loss_of_the_q_critic(make_cfg, env):
         assert not torch.equal(module.q_critic(batch.obs, batch.actions).detach(), q_before)
     finally:
         module.teardown("fit")
+
+
+def test_advantage_weight_is_q_minus_its_policy_average(make_cfg):
+    module = build(make_cfg("algo=actor_critic", "algo.weight=advantage"))
+    obs, actions = torch.randn(6, 4), torch.tensor([0, 1, 1, 0, 1, 0])
+    with torch.no_grad():
+        q_all = module.q_critic.all_actions(obs)
+        probs = module.policy.distribution(obs).probs
+        expected = q_all[torch.arange(6), actions] - (probs * q_all).sum(-1)
+        torch.testing.assert_close(module.policy_weights(obs, actions), expected)
+
+
+def test_critic_steps_fit_q_to_fixed_targets_before_the_policy_step(make_cfg, monkeypatch):
+    """``critic_steps=3``: three critic-only steps lower the TD loss on the rollout's targets, then
+    the policy step weights by the fitted critic's ``Ψ`` (not the one the rollout was scored with)."""
+    from rlcamp.algos.actor_critic import QActorCritic
+    from rlcamp.train import train
+
+    seen: dict[str, list] = {"steps": [], "psi": [], "fitted": [], "td": []}
+    gradient_step, compute_loss = QActorCritic.gradient_step, QActorCritic.compute_loss
+
+    def spy_step(self, loss):
+        seen["steps"].append(float(loss))
+        gradient_step(self, loss)
+
+    def spy_loss(self, batch):
+        with torch.no_grad():
+            seen["psi"].append(batch.advantages.clone())
+            seen["fitted"].append(self.policy_weights(batch.obs, batch.actions))
+            seen["td"].append(float(self.critic_loss(batch, batch.values)))
+        return compute_loss(self, batch)
+
+    monkeypatch.setattr(QActorCritic, "gradient_step", spy_step)
+    monkeypatch.setattr(QActorCritic, "compute_loss", spy_loss)
+    cfg = make_cfg(
+        "algo=actor_critic", "algo.critic_steps=3", "algo.optimizer.lr=1e-2", "total_env_steps=128"
+    )
+    train(cfg)
+    critic_losses, joint = seen["steps"][:3], seen["steps"][3]
+    assert len(seen["steps"]) == 4 and len(seen["psi"]) == 1  # one rollout: 3 critic steps + 1 joint
+    assert critic_losses[2] < critic_losses[0] and seen["td"][0] < critic_losses[0]
+    torch.testing.assert_close(seen["psi"][0], seen["fitted"][0])
+    assert joint != critic_losses[2]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("algo.critic_steps=-1", r"algo.critic_steps=-1 must be >= 0"),
+        ("algo.weight=v", r"algo.weight='v' is not a weight: use q or advantage"),
+    ],
+)
+def test_nonsense_actor_critic_settings_are_rejected(make_cfg, override, message):
+    from rlcamp.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message):
+        build(make_cfg("algo=actor_critic", override))

@@ -8,9 +8,10 @@ from typing import Any
 import torch
 
 from rlcamp.algos.policy_gradient import PolicyGradient
+from rlcamp.errors import require
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.q_critic import QCritic
-from rlcamp.rollout.buffer import Batch, Rollout, bootstrap_truncations
+from rlcamp.rollout.buffer import Batch, Rollout, bootstrap_truncations, normalize
 
 
 def expected_q(policy: ActorCritic, critic: QCritic, obs: torch.Tensor) -> torch.Tensor:
@@ -31,20 +32,34 @@ def td0_targets(
     return rewards + gamma * (1.0 - dones) * next_values
 
 
-class QActorCritic(PolicyGradient):
-    """``ĝ = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Q_φ(s_t, a_t)`` with ``Q_φ`` trained on TD(0) targets.
+WEIGHTS = ("q", "advantage")
 
-    On each rollout: ``Ψ_t = Q_φ(s_t, a_t)`` and ``y_t = td0_targets(...)`` from the pre-update
-    critic; then one step on ``-log π·Ψ - c_e·H + c_v·½(Q_φ(s, a) - y)²``. A time-limit truncation
-    adds ``γ V̂(s_final)`` to the last reward (termination adds nothing). The policy's own state-value
-    head is not used.
+
+class QActorCritic(PolicyGradient):
+    """``ĝ = (1/B) Σ_t ∇_θ log π_θ(a_t|s_t) Ψ_t`` with ``Ψ_t = Q_φ(s_t, a_t)`` (the lecture's) or
+    ``Ψ_t = Q_φ(s_t, a_t) − V̂(s_t)``, ``V̂(s) = E_{a~π} Q_φ(s, a)`` (its advantage form).
+
+    On each rollout the TD(0) targets ``y_t = td0_targets(...)`` come from the pre-update critic
+    and stay fixed for the rollout (a target refreshed once per rollout); ``critic_steps``
+    critic-only steps on ``½(Q_φ(s, a) − y)²`` fit ``Q_φ`` to them first, then ``Ψ`` is read from
+    the fitted critic and one step is taken on ``-log π·Ψ - c_e·H + c_v·½(Q_φ(s, a) - y)²``. A
+    time-limit truncation adds ``γ V̂(s_final)`` to the last reward (termination adds nothing). The
+    policy's own state-value head is not used.
 
     Args:
         critic_hidden_sizes, critic_activation: the ``Q_φ`` MLP.
+        critic_steps: critic-only gradient steps per rollout before the policy step (0: none).
+        weight: ``q`` (``Ψ = Q_φ``) or ``advantage`` (``Ψ = Q_φ − V̂``).
     """
 
     def __init__(
-        self, *, critic_hidden_sizes: Sequence[int] = (64, 64), critic_activation: str = "tanh", **kwargs: Any
+        self,
+        *,
+        critic_hidden_sizes: Sequence[int] = (64, 64),
+        critic_activation: str = "tanh",
+        critic_steps: int = 0,
+        weight: str = "q",
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.q_critic = QCritic(
@@ -53,6 +68,21 @@ class QActorCritic(PolicyGradient):
             tuple(critic_hidden_sizes),
             critic_activation,
         )
+
+    def validate_hparams(self) -> None:
+        super().validate_hparams()
+        hp = self.hparams
+        require(hp.critic_steps >= 0, f"algo.critic_steps={hp.critic_steps} must be >= 0")
+        require(
+            hp.weight in WEIGHTS, f"algo.weight={hp.weight!r} is not a weight: use {' or '.join(WEIGHTS)}"
+        )
+
+    def policy_weights(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``Ψ``: ``Q_φ(s, a)``, or ``Q_φ(s, a) − Σ_a' π(a'|s) Q_φ(s, a')`` for ``weight=advantage``."""
+        q = self.q_critic(obs, actions)
+        if self.hparams.weight == "advantage":
+            q = q - expected_q(self.policy, self.q_critic, obs)
+        return q
 
     def process_rollout(self, rollout: Rollout) -> Batch:
         obs, actions = rollout.flat_obs, rollout.flat_actions
@@ -65,8 +95,24 @@ class QActorCritic(PolicyGradient):
         rewards = bootstrap_truncations(rollout, lambda s: expected_q(self.policy, self.q_critic, s), gamma)
         targets = td0_targets(rewards, next_values, rollout.dones, gamma)
         return Batch(
-            obs=obs, actions=actions, log_probs=log_probs, values=q, advantages=q, returns=targets.reshape(-1)
+            obs=obs,
+            actions=actions,
+            log_probs=log_probs,
+            values=q,
+            advantages=self.policy_weights(obs, actions),
+            returns=targets.reshape(-1),
         )
+
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        """Fit ``Q_φ`` to the rollout's fixed targets for ``critic_steps`` steps, re-read ``Ψ`` from
+        the fitted critic, then take the shared policy(+critic) step."""
+        if self.hparams.critic_steps and len(batch):
+            for _ in range(self.hparams.critic_steps):
+                self.gradient_step(self.critic_loss(batch, batch.values))
+            with torch.no_grad():
+                weights = self.policy_weights(batch.obs, batch.actions)
+            batch.advantages = normalize(weights) if self.hparams.normalize_advantage else weights
+        super().training_step(batch, batch_idx)
 
     def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor:
         """``½ E[(Q_φ(s, a) - y)²]``."""
