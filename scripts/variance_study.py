@@ -33,7 +33,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlcamp.algos.actor_critic import QCritic
+from rlcamp.nn.q_critic import QCritic
 from rlcamp.algos.bias_variance import (
     StudySettings,
     bandit_exact_gradient,

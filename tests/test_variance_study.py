@@ -11,7 +11,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from rlcamp.algos.bias_variance import StudySettings, estimator_names
-from rlcamp.utils.instantiate import instantiate_group
+from rlcamp.utils.build import instantiate_group
 from tests.helpers.config import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]

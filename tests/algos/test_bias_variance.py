@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from rlcamp.algos.actor_critic import QCritic
+from rlcamp.nn.q_critic import QCritic
 from rlcamp.algos.bias_variance import (
     Episodes,
     StudySettings,

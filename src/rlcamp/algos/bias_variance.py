@@ -28,12 +28,14 @@ import torch
 from torch import nn
 from torch.func import functional_call, vjp, vmap
 
-from rlcamp.algos.actor_critic import QCritic, expected_q, td0_targets
+from rlcamp.algos.actor_critic import expected_q, td0_targets
 from rlcamp.algos.losses import explained_variance, value_loss
-from rlcamp.algos.reinforce import policy_gradient_loss, reward_to_go
+from rlcamp.algos.policy_gradient import policy_gradient_loss
+from rlcamp.algos.reinforce import reward_to_go
 from rlcamp.algos.variance import ACTOR_PREFIXES, _LogProb
 from rlcamp.envs.factory import VecEnvFactory, final_observations
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.nn.q_critic import QCritic
 from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.advantages import gae
 
