@@ -33,7 +33,6 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from rlcamp.nn.q_critic import QCritic
 from rlcamp.algos.bias_variance import (
     StudySettings,
     bandit_exact_gradient,
@@ -43,6 +42,7 @@ from rlcamp.algos.bias_variance import (
 )
 from rlcamp.algos.variance import ACTOR_PREFIXES
 from rlcamp.callbacks.snapshots import snapshot_path
+from rlcamp.nn.q_critic import QCritic
 from rlcamp.train import CONF_DIR, train
 
 ROOT = Path(__file__).resolve().parents[1]

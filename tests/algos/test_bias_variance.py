@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from rlcamp.nn.q_critic import QCritic
 from rlcamp.algos.bias_variance import (
     Episodes,
     StudySettings,
@@ -29,6 +28,7 @@ from rlcamp.algos.reinforce import reward_to_go
 from rlcamp.algos.variance import per_sample_policy_gradients
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.nn import ActorCritic
+from rlcamp.nn.q_critic import QCritic
 
 CARTPOLE = VecEnvFactory(id="CartPole-v1")
 LOGITS = torch.tensor([0.3, -0.2, 0.1], dtype=torch.float64)
