@@ -38,7 +38,7 @@ FAMILY_SETTINGS = {
         "trpo": {"n_envs": 4, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
         "a2c": {"n_envs": 4, "n_steps": 5, "gae_lambda": 1.0, "lr": 7e-4},
         "reinforce": {"n_envs": 4, "n_steps": 500, "lr": 1e-3},
-        "actor_critic": {"n_envs": 4, "n_steps": 32, "lr": 3e-4},
+        "actor_critic": {"n_envs": 4, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
     },
     "mujoco": {
         "ppo": PPO_MUJOCO,
@@ -47,7 +47,7 @@ FAMILY_SETTINGS = {
         "trpo": NATURAL_MUJOCO,
         "a2c": {"n_envs": 8, "n_steps": 8, "gae_lambda": 0.95, "lr": 7e-4},
         "reinforce": {"n_envs": 1, "n_steps": 2048, "lr": 1e-3},
-        "actor_critic": {"n_envs": 1, "n_steps": 32, "lr": 3e-4},
+        "actor_critic": {"n_envs": 1, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
     },
 }
 
