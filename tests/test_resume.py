@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 
 from rlcamp.train import train
-from rlcamp.utils.checkpoint import latest_checkpoint, load_checkpoint
+from rlcamp.utils.checkpoint import latest_checkpoint, latest_job_checkpoint, load_checkpoint
 from tests.helpers.envs import CountingEnv
 
 ALIGNED = [
@@ -235,6 +235,65 @@ def test_ckpt_path_last_without_a_checkpoint_starts_fresh(make_cfg, tmp_path):
         )
     )
     assert summary["status"] == "completed" and summary["resumed_from"] is None
+
+
+def test_requeue_into_a_fixed_run_dir_with_ckpt_path_last_keeps_every_row_once(make_cfg, tmp_path):
+    """The SLURM requeue pattern: the same command (fixed run dir, ``ckpt_path=last``) is killed and
+    rerun twice; it resumes from its own folder's last.ckpt each time and ends with the uninterrupted
+    run's weights and metrics.csv, every row exactly once."""
+    _, full = train(make_cfg(*ALIGNED, output_dir=tmp_path / "full"))
+    run_dir = tmp_path / "logs" / "train" / "fixed"
+    command = [*ALIGNED, "ckpt_path=last", f"paths.log_dir={tmp_path}/logs"]
+
+    with pytest.raises(Crash):  # 1st start: crashes after logging rollout 3, last.ckpt holds rollout 2
+        train(
+            make_cfg(
+                *command,
+                "+callbacks.crash._target_=tests.test_resume.CrashAt",
+                "+callbacks.crash.env_steps=48",
+                output_dir=run_dir,
+            )
+        )
+    assert env_steps_column(run_dir / "metrics.csv") == [16, 32, 48]
+    summary, _ = train(  # requeue 1: pre-empted by SIGTERM after rollout 4
+        make_cfg(
+            *command,
+            "+callbacks.signal._target_=tests.test_resume.SendSignal",
+            f"+callbacks.signal.signum={int(signal.SIGTERM)}",
+            "+callbacks.signal.env_steps=64",
+            output_dir=run_dir,
+        )
+    )
+    assert summary["status"] == "preempted" and summary["resumed_from"] == str(
+        run_dir / "checkpoints/last.ckpt"
+    )
+    assert env_steps_column(run_dir / "metrics.csv") == [16, 32, 48, 64]
+    summary, resumed = train(make_cfg(*command, output_dir=run_dir))  # requeue 2: runs to the end
+
+    assert summary["status"] == "completed" and summary["env_steps"] == 96
+    assert metric_rows(run_dir / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+    for name, tensor in full.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_ckpt_path_last_of_a_multirun_job_is_its_own_jobs_checkpoint(tmp_path):
+    """A requeued sweep job (a new sweep folder) finds the checkpoint of the job with its overrides."""
+    sweeps = tmp_path / "t" / "multiruns"
+    for sweep, job, seed in [("s1", "0", 5), ("s1", "1", 6), ("s2", "0", 7)]:
+        (sweeps / sweep / job / ".hydra").mkdir(parents=True)
+        (sweeps / sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- ckpt_path=last\n")
+        (sweeps / sweep / job / "checkpoints").mkdir()
+        (sweeps / sweep / job / "checkpoints" / "last.ckpt").write_bytes(b"")
+        time.sleep(0.02)
+    assert (
+        latest_job_checkpoint(tmp_path, "t", ["seed=5", "ckpt_path=last"])
+        == sweeps / "s1/0/checkpoints/last.ckpt"
+    )
+    assert (
+        latest_job_checkpoint(tmp_path, "t", ["ckpt_path=last", "seed=6"])
+        == sweeps / "s1/1/checkpoints/last.ckpt"
+    )
+    assert latest_job_checkpoint(tmp_path, "t", ["seed=8", "ckpt_path=last"]) is None
 
 
 SLOW_ENV_RUN = [

@@ -126,6 +126,12 @@ CASES = {
         no_mujoco,
     ),
     "gpu_without_cuda": (["trainer=gpu"], "trainer.accelerator=gpu but torch", no_cuda),
+    "fresh_run_over_an_existing_run": ([], "already holds a run", None),
+    "other_checkpoint_into_an_existing_run": (
+        ["ckpt_path={tmp}/copy/checkpoints/last.ckpt"],
+        "already holds a run",
+        lambda run, tmp, mp: shutil.copytree(run, tmp / "copy"),
+    ),
     "checkpoint_missing": (
         ["ckpt_path={tmp}/nope/last.ckpt"],
         "nope/last.ckpt does not exist; pass ckpt_path=",

@@ -56,6 +56,9 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     output_dir = Path(cfg.paths.output_dir)
 
     module, ckpt_path, checkpoint = validate_run(cfg)
+    # read before the loggers exist: Lightning's CSVLogger deletes the metrics.csv of its folder,
+    # which is the checkpoint's own when a run resumes into its output directory
+    history = metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]) if checkpoint else []
     setup_wandb(cfg)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
@@ -68,8 +71,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     define_env_step_axis(loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if checkpoint is not None:
-        replay_metrics(loggers, metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]))
+    replay_metrics(loggers, history)
 
     try:
         trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)

@@ -110,27 +110,76 @@ def latest_checkpoint(log_dir: str | Path, task_name: str, exclude: str | Path |
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 
-def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
-    """``cfg.ckpt_path`` as a path; ``last`` is the newest run's ``last.ckpt`` of the same task.
+def job_identity(overrides: list[str]) -> list[str]:
+    """A multirun job's command-line overrides without ``ckpt_path``: what makes it this job."""
+    return sorted(o for o in overrides if not o.lstrip("+~").startswith("ckpt_path="))
 
-    ``last`` without any checkpoint starts a fresh run (so a job script that always passes
-    ``ckpt_path=last`` works for its first start and for every requeue).
+
+def latest_job_checkpoint(log_dir: str | Path, task_name: str, overrides: list[str]) -> Path | None:
+    """The newest ``<log_dir>/<task_name>/multiruns/*/<job>/checkpoints/last.ckpt`` of the job whose
+    ``.hydra/overrides.yaml`` holds the same overrides (``job_identity``): the same job of a sweep."""
+    identity = job_identity(overrides)
+    candidates = []
+    for path in Path(log_dir, task_name, "multiruns").glob("*/*/checkpoints/last.ckpt"):
+        saved = path.parent.parent / ".hydra" / "overrides.yaml"
+        if saved.is_file() and job_identity(list(OmegaConf.load(saved))) == identity:
+            candidates.append(path)
+    return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def hydra_job_overrides() -> tuple[bool, list[str]]:
+    """(is this a multirun job, its task overrides); (False, []) outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return False, []
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.mode == RunMode.MULTIRUN, list(hydra_cfg.overrides.task)
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
+    """``cfg.ckpt_path`` as a path; ``last`` is the newest ``last.ckpt`` of this run.
+
+    ``last`` looks, in order, at the output directory's own ``checkpoints/last.ckpt`` (a requeued
+    job with a fixed ``hydra.run.dir``, or a requeued multirun job), then, for a multirun job, the
+    task's multirun jobs with the same overrides, else the task's newest ``runs/*``. Without any
+    checkpoint it starts a fresh run (so a job script that always passes ``ckpt_path=last`` works
+    for its first start and for every requeue).
     """
     value = cfg.get("ckpt_path")
     if value is None or str(value) == "":
         return None
     if str(value) != "last":
         return Path(str(value))
-    found = latest_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
+    own = Path(cfg.paths.output_dir, "checkpoints", "last.ckpt")
+    multirun, overrides = hydra_job_overrides()
+    if own.is_file():
+        found: Path | None = own
+    elif multirun:
+        found = latest_job_checkpoint(cfg.paths.log_dir, cfg.task_name, overrides)
+    else:
+        found = latest_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
     if found is None:
         log.warning(
-            "ckpt_path=last: no %s/%s/runs/*/checkpoints/last.ckpt yet, starting a fresh run",
+            "ckpt_path=last: no checkpoint in %s or under %s/%s yet, starting a fresh run",
+            cfg.paths.output_dir,
             cfg.paths.log_dir,
             cfg.task_name,
         )
     else:
         log.info("ckpt_path=last: resuming from %s", found)
     return found
+
+
+def check_output_dir(output_dir: str | Path, ckpt_path: Path | None) -> None:
+    """A run never starts over another run's ``checkpoints/last.ckpt`` in its output directory."""
+    own = Path(output_dir, "checkpoints", "last.ckpt")
+    if own.is_file() and (ckpt_path is None or ckpt_path.resolve() != own.resolve()):
+        raise CheckpointError(
+            f"{output_dir} already holds a run ({own}); resume it with ckpt_path=last "
+            "or write elsewhere (another hydra.run.dir or task_name)"
+        )
 
 
 def check_resumable(checkpoint: dict[str, Any], module: OnPolicyAlgorithm, path: str | Path) -> None:

@@ -10,7 +10,8 @@ Every failure is one line that names the config key and the fix, raised as ``Con
 4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams`` and each
    subclass's), then the spaces, from one throwaway single env: an action space the policy
    cannot use;
-5. the checkpoint against the module: trained on other spaces, or with another network.
+5. the checkpoint against the module: trained on other spaces, or with another network;
+6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError
 from rlcamp.utils.build import build
-from rlcamp.utils.checkpoint import check_resumable, checkpoint_config, load_checkpoint, resolve_ckpt_path
+from rlcamp.utils.checkpoint import (
+    check_output_dir,
+    check_resumable,
+    checkpoint_config,
+    load_checkpoint,
+    resolve_ckpt_path,
+)
 
 
 def _instantiate(node: DictConfig) -> Any:
@@ -92,4 +99,5 @@ def validate_run(cfg: DictConfig) -> tuple[OnPolicyAlgorithm, Path | None, dict[
         raise EnvError(f"env.id={cfg.env.id}: {err}") from None
     if checkpoint is not None:
         check_resumable(checkpoint, module, ckpt_path)
+    check_output_dir(cfg.paths.output_dir, ckpt_path)
     return module, ckpt_path, checkpoint
