@@ -149,12 +149,52 @@ CASES = {
     ),
     "checkpoint_other_spaces": (
         ["env=acrobot", "ckpt_path={run}/checkpoints/last.ckpt"],
-        "was trained on CartPole-v1 (observation Box",
+        "env.id: 'CartPole-v1' -> 'Acrobot-v1'",
         None,
     ),
     "checkpoint_other_network": (
         ["network.hidden_sizes=[32]", "ckpt_path={run}/checkpoints/last.ckpt"],
-        "does not match the network this config builds",
+        "belongs to another run (network.hidden_sizes: [64, 64] -> [32]); resume with the checkpoint's",
+        None,
+    ),
+    "checkpoint_other_seed": (
+        ["seed=2", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "belongs to another run (seed: 1 -> 2); resume with the checkpoint's settings, start a fresh run",
+        None,
+    ),
+    "checkpoint_other_algo": (
+        ["algo._target_=rlcamp.algos.REINFORCE", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "(algo._target_: 'rlcamp.algos.PPO' -> 'rlcamp.algos.REINFORCE'",
+        None,
+    ),
+    "checkpoint_a2c": (
+        ["algo._target_=rlcamp.algos.A2C", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "algo._target_",
+        None,
+    ),
+    "checkpoint_trpo": (
+        ["algo._target_=rlcamp.algos.TRPO", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "algo._target_",
+        None,
+    ),
+    "checkpoint_shared_network": (
+        ["network=mlp_shared", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "network.shared: False -> True",
+        None,
+    ),
+    "checkpoint_other_activation": (
+        ["network.activation=tanh", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "network.activation: 'relu' -> 'tanh'",
+        None,
+    ),
+    "checkpoint_other_n_envs": (
+        ["env.n_envs=4", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "env.n_envs: 2 -> 4); resume with",
+        None,
+    ),
+    "checkpoint_other_lr": (
+        ["algo.optimizer.lr=0.001", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "resume.allow_changes=[algo.optimizer.lr]",
         None,
     ),
 }
@@ -197,3 +237,18 @@ def test_a_good_config_passes_validation(finished_run, make_cfg, tmp_path):
         )
     )
     assert summary["env_steps"] == 320
+
+
+def test_resume_allow_changes_lets_a_deliberate_change_through(finished_run, make_cfg, tmp_path):
+    shutil.copytree(finished_run, tmp_path / "copy")
+    summary, _ = train(
+        make_cfg(
+            *TINY,
+            "total_env_steps=320",
+            "env.n_envs=4",
+            "resume.allow_changes=[env.n_envs]",
+            f"ckpt_path={tmp_path}/copy/checkpoints/last.ckpt",
+            output_dir=tmp_path / "resumed",
+        )
+    )
+    assert summary["env_steps"] == 256 + 4 * 32

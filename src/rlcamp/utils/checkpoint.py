@@ -182,6 +182,79 @@ def check_output_dir(output_dir: str | Path, ckpt_path: Path | None) -> None:
         )
 
 
+# config keys (or subtrees) that make a run what it is: a resume that changes one of them would
+# continue another experiment under this one's name. The optimizer is among them because its
+# hyperparameters (lr, betas, ...) are restored from the checkpoint's optimizer state anyway.
+RUN_IDENTITY = (
+    "algo._target_",
+    "algo.n_steps",
+    "algo.optimizer",
+    "env.id",
+    "env.n_envs",
+    "network",
+    "seed",
+)
+
+
+def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"algo.optimizer.lr": 0.001, ...}``: the leaves of a nested plain-data config."""
+    if isinstance(config, dict):
+        flat: dict[str, Any] = {}
+        for key, value in config.items():
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: config}
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, current value)}`` for every leaf that differs (``None`` when absent)."""
+    old, new = flat_config(saved), flat_config(current)
+    return {
+        key: (old.get(key), new.get(key))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    }
+
+
+def is_identity_key(key: str) -> bool:
+    return any(key == name or key.startswith(name + ".") for name in RUN_IDENTITY)
+
+
+def check_same_run(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Refuse a resume whose config differs from the checkpoint's in a ``RUN_IDENTITY`` key.
+
+    Keys listed in ``resume.allow_changes`` (a deliberate change) and all other keys (budget,
+    loggers, callbacks, trainer, threads, paths, the algorithm's loss hyperparameters) may differ;
+    the changes are logged.
+    """
+    saved = checkpoint.get("rlcamp", {}).get("config") or {}
+    current = OmegaConf.to_container(cfg, resolve=True)
+    allowed = [str(key) for key in (OmegaConf.select(cfg, "resume.allow_changes", default=None) or [])]
+    changes = {
+        key: change
+        for key, change in config_changes(saved, current).items()
+        if not key.startswith(("paths.", "resume.", "ckpt_path", "hydra."))
+    }
+    refused = [
+        key
+        for key in changes
+        if is_identity_key(key) and not any(key == a or key.startswith(a + ".") for a in allowed)
+    ]
+    if refused:
+        listed = ", ".join(f"{key}: {changes[key][0]!r} -> {changes[key][1]!r}" for key in refused)
+        raise CheckpointError(
+            f"{path} belongs to another run ({listed}); resume with the checkpoint's settings, start a "
+            "fresh run (a new task_name, or no ckpt_path), or allow a deliberate change with "
+            f"resume.allow_changes=[{','.join(refused)}]"
+        )
+    if changes:
+        log.warning(
+            "resuming %s with changed settings: %s",
+            path,
+            ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()),
+        )
+
+
 def check_resumable(checkpoint: dict[str, Any], module: OnPolicyAlgorithm, path: str | Path) -> None:
     """The checkpoint was trained on the same spaces and its weights fit the configured network."""
     saved = checkpoint.get("rlcamp", {}).get("spaces")

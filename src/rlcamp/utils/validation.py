@@ -6,7 +6,8 @@ Every failure is one line that names the config key and the fix, raised as ``Con
 1. the trainer: ``trainer=gpu`` without CUDA;
 2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
    unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra;
-3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's;
+3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's,
+   or another run's (``check_same_run``: algorithm, network, env, ``n_envs``, seed, ...);
 4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams`` and each
    subclass's), then the spaces, from one throwaway single env: an action space the policy
    cannot use;
@@ -33,6 +34,7 @@ from rlcamp.utils.build import build
 from rlcamp.utils.checkpoint import (
     check_output_dir,
     check_resumable,
+    check_same_run,
     checkpoint_config,
     load_checkpoint,
     resolve_ckpt_path,
@@ -93,6 +95,8 @@ def validate_run(cfg: DictConfig) -> tuple[OnPolicyAlgorithm, Path | None, dict[
     check_env(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     checkpoint = check_checkpoint(ckpt_path) if ckpt_path is not None else None
+    if checkpoint is not None:
+        check_same_run(cfg, checkpoint, ckpt_path)
     try:
         module = build(cfg)
     except EnvError as err:
