@@ -65,6 +65,10 @@ def no_mujoco(run_dir, tmp_path, monkeypatch):
         monkeypatch.delitem(sys.modules, name)
 
 
+def text_file(run_dir, tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+
+
 def no_cuda(run_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
 
@@ -126,6 +130,32 @@ CASES = {
         no_mujoco,
     ),
     "gpu_without_cuda": (["trainer=gpu"], "trainer.accelerator=gpu but torch", no_cuda),
+    "gamma_not_a_number": (["algo.gamma=abc"], "algo.gamma='abc' must be a number", None),
+    "n_envs_not_an_integer": (["env.n_envs=2.5"], "env.n_envs=2.5 must be an integer", None),
+    "seed_not_a_number": (["seed=abc"], "seed='abc' must be an integer, e.g. seed=1", None),
+    "seed_a_float": (["seed=1.5"], "seed=1.5 must be an integer", None),
+    "num_threads_negative": (["num_threads=-1"], "num_threads=-1 must be an integer >= 0", None),
+    "max_episode_steps_zero": (
+        ["env.max_episode_steps=0"],
+        "env.max_episode_steps=0 must be >= 1 or null",
+        None,
+    ),
+    "unknown_algo_key": (["+algo.lrr=1"], "algo.lrr is not a setting of PPO; did you mean", None),
+    "unknown_env_key": (
+        ["+env.n_env=1"],
+        "env.n_env is not a setting of VecEnvFactory; did you mean: n_envs",
+        None,
+    ),
+    "unknown_env_kwarg": (
+        ["+env.kwargs.bogus=1"],
+        "env.kwargs.bogus is not a parameter of CartPole-v1",
+        None,
+    ),
+    "checkpoint_a_text_file": (
+        ["ckpt_path={tmp}/notes.txt"],
+        "notes.txt is not a readable checkpoint",
+        text_file,
+    ),
     "fresh_run_over_an_existing_run": ([], "already holds a run", None),
     "other_checkpoint_into_an_existing_run": (
         ["ckpt_path={tmp}/copy/checkpoints/last.ckpt"],

@@ -26,7 +26,7 @@ from rlcamp.errors import VALIDATION_ERRORS
 from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
 from rlcamp.utils.summary import print_summary, write_summary
-from rlcamp.utils.validation import validate_run
+from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
 __all__ = ["build", "main", "run_job", "train"]
@@ -50,6 +50,7 @@ def quiet_libraries() -> None:
 def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     """Train one run and write ``summary.json``; returns (summary, module)."""
     quiet_libraries()
+    check_run_keys(cfg)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 import pickle
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointError(
             f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
+        )
+    if not zipfile.is_zipfile(path):  # torch.save's format; a text file or a bare pickle is not one
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (not a file torch.save wrote: truncated, corrupt or "
+            "another kind of file); pass ckpt_path=<run dir>/checkpoints/last.ckpt"
         )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
