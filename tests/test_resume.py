@@ -157,6 +157,22 @@ def test_checkpoint_holds_every_piece_of_run_state(make_cfg, tmp_path):
     assert rlcamp["wall_seconds"] > 0
 
 
+def test_ctrl_c_checkpoints_and_writes_an_interrupted_summary(make_cfg, tmp_path):
+    summary, _ = train(
+        make_cfg(
+            *ALIGNED,
+            "callbacks.checkpoint.every_env_steps=1000",
+            "+callbacks.signal._target_=tests.test_resume.SendSignal",
+            f"+callbacks.signal.signum={int(signal.SIGINT)}",
+            "+callbacks.signal.env_steps=32",
+            output_dir=tmp_path,
+        )
+    )
+    assert summary["status"] == "interrupted" and summary["preempted_by"] == "SIGINT"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"] == 32
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
 def test_preemption_signal_checkpoints_at_the_end_of_the_rollout_and_stops(make_cfg, tmp_path, signum):
     """SIGTERM/SIGUSR1 mid-update: the rollout finishes, last.ckpt is written, training stops, and

@@ -82,7 +82,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     finish_wandb()
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
     summary = {
-        "status": "preempted" if preempted_by else "completed",
+        "status": "interrupted"
+        if preempted_by == signal.SIGINT
+        else "preempted"
+        if preempted_by
+        else "completed",
         **module.summary(),
         "seed": cfg.seed,
         "output_dir": str(output_dir),
@@ -142,7 +146,7 @@ def run_job(cfg: DictConfig) -> float | None:
         if isinstance(error, VALIDATION_ERRORS):
             raise SystemExit(f"rlcamp-train: error: {error}") from None
         raise
-    if summary["status"] == "preempted":
+    if summary["status"] in ("preempted", "interrupted"):
         raise SystemExit(128 + signal.Signals[summary["preempted_by"]])
     metric = cfg.get("optimized_metric")
     if not metric:
