@@ -8,8 +8,10 @@ be byte-for-byte what it was.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -67,6 +69,16 @@ def no_mujoco(run_dir, tmp_path, monkeypatch):
 
 def text_file(run_dir, tmp_path, monkeypatch):
     (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+
+
+def read_only(name):
+    """Make ``os.access`` report directories called ``name`` as not writable (tests run as root)."""
+
+    def setup(run_dir, tmp_path, monkeypatch):
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != name and access(path, mode))
+
+    return setup
 
 
 def no_cuda(run_dir, tmp_path, monkeypatch):
@@ -155,6 +167,16 @@ CASES = {
         ["ckpt_path={tmp}/notes.txt"],
         "notes.txt is not a readable checkpoint",
         text_file,
+    ),
+    "read_only_checkpoints": (
+        ["ckpt_path={run}/checkpoints/last.ckpt"],
+        "checkpoints is not writable, so the run could not save its checkpoints",
+        read_only("checkpoints"),
+    ),
+    "read_only_run_dir": (
+        ["ckpt_path={run}/checkpoints/last.ckpt"],
+        "is not writable, so the run could not save its checkpoints and metrics there; fix its",
+        read_only("existing_run0"),
     ),
     "fresh_run_over_an_existing_run": ([], "already holds a run", None),
     "other_checkpoint_into_an_existing_run": (
@@ -282,3 +304,21 @@ def test_resume_allow_changes_lets_a_deliberate_change_through(finished_run, mak
         )
     )
     assert summary["env_steps"] == 256 + 4 * 32
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_no_tmp_summary(make_cfg, tmp_path, monkeypatch):
+    write_text = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        if self.name == "summary.json.tmp":
+            write_text(self, "")
+            raise OSError(28, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(make_cfg(*TINY, "total_env_steps=64", output_dir=tmp_path / "run"))
+    message = str(exit_info.value)
+    assert message.startswith(f"rlcamp-train: error: [Errno 28] could not write {tmp_path}/run/summary.json")
+    assert "\n" not in message and "free disk space" in message
+    assert not (tmp_path / "run" / "summary.json.tmp").exists()

@@ -134,17 +134,25 @@ def run_job(cfg: DictConfig) -> float | None:
     In a multirun a failing job (a bad value, a diverged run) records ``status: failed`` and its
     error in its ``summary.json``, logs the traceback and returns NaN (Optuna marks the trial
     failed), so the other jobs still run. A single run exits with the one-line message for config
-    errors and re-raises anything else; a pre-empted run exits with 128 + the signal number.
+    errors and for ``OSError`` (a full disk, naming the file), and re-raises anything else; a
+    pre-empted run exits with 128 + the signal number.
     """
     try:
         summary, module = train(cfg)
     except Exception as error:
-        record_failure(cfg, error)
+        try:
+            record_failure(cfg, error)
+        except OSError as write_error:
+            log.error("the failure could not be recorded: %s", write_error)
         if is_multirun():
             log.exception("job failed, continuing the sweep: %s", error)
             return float("nan")
         if isinstance(error, VALIDATION_ERRORS):
             raise SystemExit(f"rlcamp-train: error: {error}") from None
+        if isinstance(error, OSError):
+            raise SystemExit(
+                f"rlcamp-train: error: {error}; free disk space or write elsewhere (paths.log_dir=...)"
+            ) from None
         raise
     if summary["status"] in ("preempted", "interrupted"):
         raise SystemExit(128 + signal.Signals[summary["preempted_by"]])

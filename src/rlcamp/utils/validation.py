@@ -16,7 +16,8 @@ Every failure is one line that names the config key and the fix, raised as ``Con
    subclass's), then the spaces, from one throwaway single env: an action space the policy
    cannot use;
 5. the checkpoint against the module: trained on other spaces, or with another network;
-6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``.
+6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
+   ``checkpoints/`` must be writable.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import inspect
+import os
 import typing
 from pathlib import Path
 from typing import Any
@@ -160,6 +162,22 @@ def check_env_kwargs(factory: VecEnvFactory, env_id: str) -> None:
             )
 
 
+def check_writable(cfg: DictConfig) -> None:
+    """The run folder and ``checkpoints/`` (or their nearest existing parents) must be writable,
+    so that a read-only folder is found now rather than at the first checkpoint."""
+    dirs = [Path(cfg.paths.output_dir)]
+    ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+    if ckpt_dir is not None:
+        dirs.append(Path(str(ckpt_dir)))
+    for directory in dirs:
+        existing = next(d for d in (directory, *directory.parents) if d.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
+                "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+            )
+
+
 def check_trainer(cfg: DictConfig) -> None:
     """``trainer.accelerator=gpu`` (``trainer=gpu``) needs a CUDA device that torch can use."""
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu")).lower()
@@ -217,4 +235,5 @@ def validate_run(cfg: DictConfig) -> tuple[OnPolicyAlgorithm, Path | None, dict[
     if checkpoint is not None:
         check_resumable(checkpoint, module, ckpt_path)
     check_output_dir(cfg.paths.output_dir, ckpt_path)
+    check_writable(cfg)
     return module, ckpt_path, checkpoint
