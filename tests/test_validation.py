@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import shutil
 import sys
 from pathlib import Path
@@ -79,6 +80,10 @@ def read_only(name):
         monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != name and access(path, mode))
 
     return setup
+
+
+def plain_pickle(run_dir, tmp_path, monkeypatch):
+    (tmp_path / "junk.pkl").write_bytes(pickle.dumps({"not": "a checkpoint"}))
 
 
 def no_cuda(run_dir, tmp_path, monkeypatch):
@@ -177,6 +182,11 @@ CASES = {
         ["ckpt_path={run}/checkpoints/last.ckpt"],
         "is not writable, so the run could not save its checkpoints and metrics there; fix its",
         read_only("existing_run0"),
+    ),
+    "checkpoint_a_plain_pickle": (
+        ["ckpt_path={tmp}/junk.pkl"],
+        "junk.pkl is not a readable checkpoint (not a file torch.save wrote",
+        plain_pickle,
     ),
     "fresh_run_over_an_existing_run": ([], "already holds a run", None),
     "other_checkpoint_into_an_existing_run": (
