@@ -310,6 +310,11 @@ def test_ckpt_path_last_of_a_multirun_job_is_its_own_jobs_checkpoint(tmp_path):
         == sweeps / "s1/1/checkpoints/last.ckpt"
     )
     assert latest_job_checkpoint(tmp_path, "t", ["seed=8", "ckpt_path=last"]) is None
+    # a requeue with a larger budget is still the same job
+    assert (
+        latest_job_checkpoint(tmp_path, "t", ["seed=6", "total_env_steps=9"])
+        == sweeps / "s1/1/checkpoints/last.ckpt"
+    )
 
 
 SLOW_ENV_RUN = [

@@ -116,9 +116,32 @@ def latest_checkpoint(log_dir: str | Path, task_name: str, exclude: str | Path |
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 
+# overrides that a requeued job may change without becoming another job (its budget, where and
+# how it logs, the hardware it runs on)
+NOT_JOB_IDENTITY = (
+    "ckpt_path",
+    "total_env_steps",
+    "num_threads",
+    "tags",
+    "callbacks",
+    "logger",
+    "trainer",
+    "paths",
+    "hydra",
+    "resume",
+)
+
+
 def job_identity(overrides: list[str]) -> list[str]:
-    """A multirun job's command-line overrides without ``ckpt_path``: what makes it this job."""
-    return sorted(o for o in overrides if not o.lstrip("+~").startswith("ckpt_path="))
+    """A multirun job's command-line overrides without the ``NOT_JOB_IDENTITY`` ones: what makes it
+    this job of the sweep."""
+
+    def key(override: str) -> str:
+        return override.lstrip("+~").split("=", 1)[0]
+
+    return sorted(
+        o for o in overrides if not any(key(o) == k or key(o).startswith(k + ".") for k in NOT_JOB_IDENTITY)
+    )
 
 
 def latest_job_checkpoint(log_dir: str | Path, task_name: str, overrides: list[str]) -> Path | None:
