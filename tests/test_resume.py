@@ -367,3 +367,74 @@ def test_sigkill_mid_run_then_resume_with_ckpt_path_last(tmp_path):
     per_env_before = checkpoint_steps // 2
     assert summary["episodes"] == 2 * (per_env_before // 5 + (800 - per_env_before) // 5)
     assert summary["resumed_from"] == str(killed_dir / "checkpoints" / "last.ckpt")
+
+
+def kill_after_a_checkpoint(command: list[str], run_dir: Path, min_rows: int) -> None:
+    """Start ``command``, SIGKILL it once ``run_dir`` has a last.ckpt and more than ``min_rows`` rows."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        metrics = run_dir / "metrics.csv"
+        rows = len(metrics.read_text().splitlines()) - 1 if metrics.is_file() else 0
+        if (run_dir / "checkpoints" / "last.ckpt").is_file() and rows > min_rows:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, f"the run ended before it was killed: {process.stderr.read()[-2000:]}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_slurm_requeue_pattern_end_to_end(tmp_path):
+    """The documented job script's command (fixed hydra.run.dir, ckpt_path=last), SIGKILLed twice and
+    rerun: it ends completed in the same folder with every rollout's row exactly once."""
+    run_dir = tmp_path / "killed" / "fixed"
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        *SLOW_ENV_RUN,
+        f"paths.log_dir={tmp_path}",
+        "ckpt_path=last",
+        f"hydra.run.dir={run_dir}",
+    ]
+    kill_after_a_checkpoint(command, run_dir, min_rows=14)
+    first_rows = env_steps_column(run_dir / "metrics.csv")[-1]
+    kill_after_a_checkpoint(command, run_dir, min_rows=first_rows // 16 + 14)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert env_steps_column(run_dir / "metrics.csv") == list(range(16, 1601, 16))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["env_steps"] == 1600
+    assert summary["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert [p.name for p in tmp_path.joinpath("killed").iterdir()] == ["fixed"]
+
+
+@pytest.mark.slow
+def test_multirun_requeued_with_ckpt_path_last_resumes_each_job_from_its_own(tmp_path):
+    base = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        "-m",
+        "env.n_envs=2",
+        "algo.n_steps=32",
+        "callbacks.progress=null",
+        f"paths.log_dir={tmp_path}",
+        "task_name=sweep",
+        "seed=5,6",
+        "ckpt_path=last",
+    ]
+    sweeps = tmp_path / "sweep" / "multiruns"
+    for sweep, budget in [("first", 128), ("requeued", 256)]:
+        result = subprocess.run(
+            [*base, f"total_env_steps={budget}", f"hydra.sweep.dir={sweeps / sweep}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    for job, seed in [("0", 5), ("1", 6)]:
+        summary = json.loads((sweeps / "requeued" / job / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["env_steps"] == 256
+        assert summary["resumed_from"] == str(sweeps / "first" / job / "checkpoints" / "last.ckpt")
