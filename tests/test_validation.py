@@ -19,6 +19,8 @@ import torch
 
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.train import run_job, train
+from rlcamp.utils.validation import check_algo_keys, check_env_keys, check_run_keys
+from tests.helpers.config import compose_train, config_options
 
 TINY = [
     "total_env_steps=256",
@@ -332,3 +334,12 @@ def test_a_full_disk_ends_in_one_line_and_leaves_no_tmp_summary(make_cfg, tmp_pa
     assert message.startswith(f"rlcamp-train: error: [Errno 28] could not write {tmp_path}/run/summary.json")
     assert "\n" not in message and "free disk space" in message
     assert not (tmp_path / "run" / "summary.json.tmp").exists()
+
+
+@pytest.mark.parametrize("algo", config_options("algo"))
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])
+def test_every_shipped_algo_config_passes_the_key_and_type_checks(algo, env, tmp_path):
+    cfg = compose_train([f"algo={algo}", f"env={env}"], tmp_path)
+    check_run_keys(cfg)
+    check_env_keys(cfg)
+    check_algo_keys(cfg)

@@ -26,6 +26,7 @@ import difflib
 import importlib.util
 import inspect
 import os
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -101,9 +102,10 @@ def init_parameters(cls: type) -> dict[str, Any]:
 
 def check_value_type(key: str, value: Any, hint: Any) -> None:
     """A value typed ``int`` / ``float`` (or ``X | None``) in the signature must be one."""
-    args = typing.get_args(hint)
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if is_union else ()
     optional = type(None) in args
-    base = next((a for a in args if a is not type(None)), hint) if args else hint
+    base = next((a for a in args if a is not type(None)), hint) if len(args) == 2 and optional else hint
     if value is None and optional:
         return
     if base is int and not _is_int(value):
