@@ -343,3 +343,13 @@ def test_every_shipped_algo_config_passes_the_key_and_type_checks(algo, env, tmp
     check_run_keys(cfg)
     check_env_keys(cfg)
     check_algo_keys(cfg)
+
+
+def test_a_refused_start_leaves_a_crashed_run_without_summary_alone(finished_run, make_cfg, tmp_path):
+    crashed = tmp_path / "crashed"
+    shutil.copytree(finished_run, crashed)
+    (crashed / "summary.json").unlink()
+    before = snapshot(crashed)
+    with pytest.raises(SystemExit, match="already holds a run"):
+        run_job(make_cfg(*TINY, output_dir=crashed))
+    assert snapshot(crashed) == before

@@ -110,11 +110,13 @@ def is_multirun() -> bool:
 def record_failure(cfg: DictConfig, error: Exception) -> None:
     """Write ``summary.json`` with ``status: failed`` and the error's first line.
 
-    A config error is raised before anything is written, so an existing run's summary in the
-    output directory is left alone in that case.
+    A config error is raised before anything is written, so an existing run in the output
+    directory (its summary, or the checkpoint of a run that crashed before writing one) is left
+    alone in that case.
     """
     output_dir = Path(cfg.paths.output_dir)
-    if isinstance(error, VALIDATION_ERRORS) and (output_dir / "summary.json").exists():
+    existing_run = (output_dir / "summary.json").exists() or (output_dir / "checkpoints").exists()
+    if isinstance(error, VALIDATION_ERRORS) and existing_run:
         return
     message = str(error).splitlines()[0] if str(error) else ""
     summary = {
