@@ -97,3 +97,51 @@ def test_mujoco_video_renders_headless(make_cfg, tmp_path):
     (video,) = result.videos
     frames = iio.imread(video, plugin="pyav") if importlib.util.find_spec("av") else iio.imread(video)
     assert len(frames) >= min(result.lengths[0], 2) and frames.std() > 0
+
+
+def nan_weights_checkpoint(tmp_path, make_cfg):
+    from rlcamp.train import train
+
+    train(make_cfg("total_env_steps=64", "env.n_envs=2", "algo.n_steps=32", output_dir=tmp_path / "run"))
+    checkpoint = torch.load(tmp_path / "run/checkpoints/last.ckpt", weights_only=True)
+    name = next(k for k, t in checkpoint["state_dict"].items() if t.is_floating_point())
+    checkpoint["state_dict"][name].fill_(float("nan"))
+    torch.save(checkpoint, tmp_path / "nan.ckpt")
+    return [f"ckpt_path={tmp_path / 'nan.ckpt'}"]
+
+
+EVAL_CASES = {
+    "missing_ckpt_path": (
+        lambda tmp, make_cfg: [],
+        "rlcamp-eval: ckpt_path is required: rlcamp-eval ckpt_path=",
+    ),
+    "zero_episodes": (
+        lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "n_episodes=0"],
+        "rlcamp-eval: n_episodes=0: evaluate at least 1 episode",
+    ),
+    "cuda_without_cuda": (
+        lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "device=cuda"],
+        "rlcamp-eval: device=cuda but torch",
+    ),
+    "nan_weights": (nan_weights_checkpoint, "holds non-finite weights"),
+}
+
+
+@pytest.mark.parametrize("case", list(EVAL_CASES))
+def test_rlcamp_eval_bad_input_is_one_line(case, tmp_path, make_cfg, monkeypatch):
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlcamp.evaluate import CONF_DIR, hydra_main
+
+    overrides, expected = EVAL_CASES[case]
+    overrides = overrides(tmp_path, make_cfg)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("eval", overrides=[*overrides, f"paths.output_dir={tmp_path}/eval"])
+    with pytest.raises(SystemExit) as exit_info:
+        hydra_main(cfg)
+    message = str(exit_info.value.code)
+    assert expected in message and "\n" not in message, message
+    assert not (tmp_path / "eval" / "eval.json").exists()

@@ -88,7 +88,56 @@ def test_nan_observation_names_env_sub_env_and_step(make_cfg, tmp_path):
     with pytest.raises(NonFiniteEnvError) as err:
         train(make_cfg(*COUNTING, "env.id=tests.helpers.envs:NaNEnv", output_dir=tmp_path))
     assert str(err.value).startswith("tests.helpers.envs:NaNEnv sub-env 0 returned a non-finite observation")
-    assert "at env step 1;" in str(err.value) and "env.nan_policy=terminate" in str(err.value)
+    # sub-env 0's 2nd step, after the 2 env steps of the first vector step
+    assert "at env step 3;" in str(err.value) and "env.nan_policy=terminate" in str(err.value)
+
+
+def test_nan_error_counts_env_steps_across_a_resume(make_cfg, tmp_path):
+    train(make_cfg(*COUNTING, "total_env_steps=32", output_dir=tmp_path / "first"))
+    with pytest.raises(NonFiniteEnvError, match="sub-env 0 .* at env step 35;"):
+        train(
+            make_cfg(
+                *COUNTING,
+                "env.id=tests.helpers.envs:NaNEnv",
+                "resume.allow_changes=[env.id]",
+                f"ckpt_path={tmp_path}/first/checkpoints/last.ckpt",
+                output_dir=tmp_path / "resumed",
+            )
+        )
+
+
+@pytest.mark.parametrize("policy", ["raise", "terminate"])
+def test_nan_in_the_final_observation_of_a_truncated_episode(make_cfg, tmp_path, policy):
+    run = [*COUNTING, "env.id=tests.helpers.envs:TruncatedNaNEnv", "env.max_episode_steps=3"]
+    if policy == "raise":
+        with pytest.raises(
+            NonFiniteEnvError,
+            match="sub-env 0 returned a non-finite final observation of a truncated episode at env step 5;",
+        ):
+            train(make_cfg(*run, output_dir=tmp_path))
+        return
+    summary, module = train(make_cfg(*run, "env.nan_policy=terminate", output_dir=tmp_path))
+    assert summary["status"] == "completed" and summary["env_steps"] == 96
+    module.setup("fit")
+    rollout = module.collector.collect(module.policy)
+    assert len(rollout.final_index) == 0, "a NaN final observation is not bootstrapped"
+    assert all(torch.isfinite(p).all() for p in module.parameters())
+
+
+def test_nan_policy_terminate_resets_the_sub_env(make_cfg, tmp_path, caplog):
+    """StickyNaNEnv stays NaN once broken: only a reset brings it back, after which its episodes count."""
+    summary, module = train(
+        make_cfg(
+            *COUNTING,
+            "env.id=tests.helpers.envs:StickyNaNEnv",
+            "env.nan_policy=terminate",
+            output_dir=tmp_path,
+        )
+    )
+    assert summary["status"] == "completed"
+    # each sub-env: 2 steps lost to the broken episode, then episodes of 4 steps over the 48 steps left
+    assert summary["episodes"] == 2 * ((48 - 2) // 4)
+    assert "nan_policy=terminate reset 2 sub-env(s)" in caplog.text
 
 
 def test_nan_policy_terminate_ends_those_episodes_and_trains_on(make_cfg, tmp_path):
@@ -103,8 +152,10 @@ def test_nan_policy_terminate_ends_those_episodes_and_trains_on(make_cfg, tmp_pa
 
     module.setup("fit")
     rollout = module.collector.collect(module.policy)
-    assert rollout.dones[:, 0].tolist() == [0, 1, 0, 0, 0, 0, 0, 0]
+    # the sub-env is reset at each NaN, so its next episode breaks again 2 steps later
+    assert rollout.dones[:, 0].tolist() == [0, 1, 0, 1, 0, 1, 0, 1]
     assert rollout.rewards[1].tolist() == [0.0, 0.0] and rollout.obs.isfinite().all()
+    assert module.collector.nan_resets == 8
 
 
 @pytest.mark.slow

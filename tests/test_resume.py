@@ -26,7 +26,7 @@ import pytorch_lightning as pl
 import torch
 
 from rlcamp.train import train
-from rlcamp.utils.checkpoint import latest_checkpoint, load_checkpoint
+from rlcamp.utils.checkpoint import latest_checkpoint, latest_job_checkpoint, load_checkpoint
 from tests.helpers.envs import CountingEnv
 
 ALIGNED = [
@@ -157,6 +157,22 @@ def test_checkpoint_holds_every_piece_of_run_state(make_cfg, tmp_path):
     assert rlcamp["wall_seconds"] > 0
 
 
+def test_ctrl_c_checkpoints_and_writes_an_interrupted_summary(make_cfg, tmp_path):
+    summary, _ = train(
+        make_cfg(
+            *ALIGNED,
+            "callbacks.checkpoint.every_env_steps=1000",
+            "+callbacks.signal._target_=tests.test_resume.SendSignal",
+            f"+callbacks.signal.signum={int(signal.SIGINT)}",
+            "+callbacks.signal.env_steps=32",
+            output_dir=tmp_path,
+        )
+    )
+    assert summary["status"] == "interrupted" and summary["preempted_by"] == "SIGINT"
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "interrupted"
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"] == 32
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGUSR1])
 def test_preemption_signal_checkpoints_at_the_end_of_the_rollout_and_stops(make_cfg, tmp_path, signum):
     """SIGTERM/SIGUSR1 mid-update: the rollout finishes, last.ckpt is written, training stops, and
@@ -237,6 +253,70 @@ def test_ckpt_path_last_without_a_checkpoint_starts_fresh(make_cfg, tmp_path):
     assert summary["status"] == "completed" and summary["resumed_from"] is None
 
 
+def test_requeue_into_a_fixed_run_dir_with_ckpt_path_last_keeps_every_row_once(make_cfg, tmp_path):
+    """The SLURM requeue pattern: the same command (fixed run dir, ``ckpt_path=last``) is killed and
+    rerun twice; it resumes from its own folder's last.ckpt each time and ends with the uninterrupted
+    run's weights and metrics.csv, every row exactly once."""
+    _, full = train(make_cfg(*ALIGNED, output_dir=tmp_path / "full"))
+    run_dir = tmp_path / "logs" / "train" / "fixed"
+    command = [*ALIGNED, "ckpt_path=last", f"paths.log_dir={tmp_path}/logs"]
+
+    with pytest.raises(Crash):  # 1st start: crashes after logging rollout 3, last.ckpt holds rollout 2
+        train(
+            make_cfg(
+                *command,
+                "+callbacks.crash._target_=tests.test_resume.CrashAt",
+                "+callbacks.crash.env_steps=48",
+                output_dir=run_dir,
+            )
+        )
+    assert env_steps_column(run_dir / "metrics.csv") == [16, 32, 48]
+    summary, _ = train(  # requeue 1: pre-empted by SIGTERM after rollout 4
+        make_cfg(
+            *command,
+            "+callbacks.signal._target_=tests.test_resume.SendSignal",
+            f"+callbacks.signal.signum={int(signal.SIGTERM)}",
+            "+callbacks.signal.env_steps=64",
+            output_dir=run_dir,
+        )
+    )
+    assert summary["status"] == "preempted" and summary["resumed_from"] == str(
+        run_dir / "checkpoints/last.ckpt"
+    )
+    assert env_steps_column(run_dir / "metrics.csv") == [16, 32, 48, 64]
+    summary, resumed = train(make_cfg(*command, output_dir=run_dir))  # requeue 2: runs to the end
+
+    assert summary["status"] == "completed" and summary["env_steps"] == 96
+    assert metric_rows(run_dir / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+    for name, tensor in full.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name
+
+
+def test_ckpt_path_last_of_a_multirun_job_is_its_own_jobs_checkpoint(tmp_path):
+    """A requeued sweep job (a new sweep folder) finds the checkpoint of the job with its overrides."""
+    sweeps = tmp_path / "t" / "multiruns"
+    for sweep, job, seed in [("s1", "0", 5), ("s1", "1", 6), ("s2", "0", 7)]:
+        (sweeps / sweep / job / ".hydra").mkdir(parents=True)
+        (sweeps / sweep / job / ".hydra" / "overrides.yaml").write_text(f"- seed={seed}\n- ckpt_path=last\n")
+        (sweeps / sweep / job / "checkpoints").mkdir()
+        (sweeps / sweep / job / "checkpoints" / "last.ckpt").write_bytes(b"")
+        time.sleep(0.02)
+    assert (
+        latest_job_checkpoint(tmp_path, "t", ["seed=5", "ckpt_path=last"])
+        == sweeps / "s1/0/checkpoints/last.ckpt"
+    )
+    assert (
+        latest_job_checkpoint(tmp_path, "t", ["ckpt_path=last", "seed=6"])
+        == sweeps / "s1/1/checkpoints/last.ckpt"
+    )
+    assert latest_job_checkpoint(tmp_path, "t", ["seed=8", "ckpt_path=last"]) is None
+    # a requeue with a larger budget is still the same job
+    assert (
+        latest_job_checkpoint(tmp_path, "t", ["seed=6", "total_env_steps=9"])
+        == sweeps / "s1/1/checkpoints/last.ckpt"
+    )
+
+
 SLOW_ENV_RUN = [
     "env.id=tests.test_resume:SlowCountingEnv",
     "+env.kwargs.horizon=5",
@@ -287,3 +367,74 @@ def test_sigkill_mid_run_then_resume_with_ckpt_path_last(tmp_path):
     per_env_before = checkpoint_steps // 2
     assert summary["episodes"] == 2 * (per_env_before // 5 + (800 - per_env_before) // 5)
     assert summary["resumed_from"] == str(killed_dir / "checkpoints" / "last.ckpt")
+
+
+def kill_after_a_checkpoint(command: list[str], run_dir: Path, min_rows: int) -> None:
+    """Start ``command``, SIGKILL it once ``run_dir`` has a last.ckpt and more than ``min_rows`` rows."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and process.poll() is None:
+        metrics = run_dir / "metrics.csv"
+        rows = len(metrics.read_text().splitlines()) - 1 if metrics.is_file() else 0
+        if (run_dir / "checkpoints" / "last.ckpt").is_file() and rows > min_rows:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, f"the run ended before it was killed: {process.stderr.read()[-2000:]}"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_slurm_requeue_pattern_end_to_end(tmp_path):
+    """The documented job script's command (fixed hydra.run.dir, ckpt_path=last), SIGKILLed twice and
+    rerun: it ends completed in the same folder with every rollout's row exactly once."""
+    run_dir = tmp_path / "killed" / "fixed"
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        *SLOW_ENV_RUN,
+        f"paths.log_dir={tmp_path}",
+        "ckpt_path=last",
+        f"hydra.run.dir={run_dir}",
+    ]
+    kill_after_a_checkpoint(command, run_dir, min_rows=14)
+    first_rows = env_steps_column(run_dir / "metrics.csv")[-1]
+    kill_after_a_checkpoint(command, run_dir, min_rows=first_rows // 16 + 14)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert env_steps_column(run_dir / "metrics.csv") == list(range(16, 1601, 16))
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["env_steps"] == 1600
+    assert summary["resumed_from"] == str(run_dir / "checkpoints" / "last.ckpt")
+    assert [p.name for p in tmp_path.joinpath("killed").iterdir()] == ["fixed"]
+
+
+@pytest.mark.slow
+def test_multirun_requeued_with_ckpt_path_last_resumes_each_job_from_its_own(tmp_path):
+    base = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        "-m",
+        "env.n_envs=2",
+        "algo.n_steps=32",
+        "callbacks.progress=null",
+        f"paths.log_dir={tmp_path}",
+        "task_name=sweep",
+        "seed=5,6",
+        "ckpt_path=last",
+    ]
+    sweeps = tmp_path / "sweep" / "multiruns"
+    for sweep, budget in [("first", 128), ("requeued", 256)]:
+        result = subprocess.run(
+            [*base, f"total_env_steps={budget}", f"hydra.sweep.dir={sweeps / sweep}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+    for job, seed in [("0", 5), ("1", 6)]:
+        summary = json.loads((sweeps / "requeued" / job / "summary.json").read_text())
+        assert summary["seed"] == seed and summary["env_steps"] == 256
+        assert summary["resumed_from"] == str(sweeps / "first" / job / "checkpoints" / "last.ckpt")

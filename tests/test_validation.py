@@ -8,14 +8,19 @@ be byte-for-byte what it was.
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
 import shutil
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.train import run_job, train
+from rlcamp.utils.validation import check_algo_keys, check_env_keys, check_run_keys
+from tests.helpers.config import compose_train, config_options
 
 TINY = [
     "total_env_steps=256",
@@ -63,6 +68,24 @@ def no_mujoco(run_dir, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mujoco", None)
     for name in [m for m in sys.modules if m.startswith("gymnasium.envs.mujoco.")]:
         monkeypatch.delitem(sys.modules, name)
+
+
+def text_file(run_dir, tmp_path, monkeypatch):
+    (tmp_path / "notes.txt").write_text("not a checkpoint\n")
+
+
+def read_only(name):
+    """Make ``os.access`` report directories called ``name`` as not writable (tests run as root)."""
+
+    def setup(run_dir, tmp_path, monkeypatch):
+        access = os.access
+        monkeypatch.setattr(os, "access", lambda path, mode: Path(path).name != name and access(path, mode))
+
+    return setup
+
+
+def plain_pickle(run_dir, tmp_path, monkeypatch):
+    (tmp_path / "junk.pkl").write_bytes(pickle.dumps({"not": "a checkpoint"}))
 
 
 def no_cuda(run_dir, tmp_path, monkeypatch):
@@ -126,6 +149,53 @@ CASES = {
         no_mujoco,
     ),
     "gpu_without_cuda": (["trainer=gpu"], "trainer.accelerator=gpu but torch", no_cuda),
+    "gamma_not_a_number": (["algo.gamma=abc"], "algo.gamma='abc' must be a number", None),
+    "n_envs_not_an_integer": (["env.n_envs=2.5"], "env.n_envs=2.5 must be an integer", None),
+    "seed_not_a_number": (["seed=abc"], "seed='abc' must be an integer, e.g. seed=1", None),
+    "seed_a_float": (["seed=1.5"], "seed=1.5 must be an integer", None),
+    "num_threads_negative": (["num_threads=-1"], "num_threads=-1 must be an integer >= 0", None),
+    "max_episode_steps_zero": (
+        ["env.max_episode_steps=0"],
+        "env.max_episode_steps=0 must be >= 1 or null",
+        None,
+    ),
+    "unknown_algo_key": (["+algo.lrr=1"], "algo.lrr is not a setting of PPO; did you mean", None),
+    "unknown_env_key": (
+        ["+env.n_env=1"],
+        "env.n_env is not a setting of VecEnvFactory; did you mean: n_envs",
+        None,
+    ),
+    "unknown_env_kwarg": (
+        ["+env.kwargs.bogus=1"],
+        "env.kwargs.bogus is not a parameter of CartPole-v1",
+        None,
+    ),
+    "checkpoint_a_text_file": (
+        ["ckpt_path={tmp}/notes.txt"],
+        "notes.txt is not a readable checkpoint",
+        text_file,
+    ),
+    "read_only_checkpoints": (
+        ["ckpt_path={run}/checkpoints/last.ckpt"],
+        "checkpoints is not writable, so the run could not save its checkpoints",
+        read_only("checkpoints"),
+    ),
+    "read_only_run_dir": (
+        ["ckpt_path={run}/checkpoints/last.ckpt"],
+        "is not writable, so the run could not save its checkpoints and metrics there; fix its",
+        read_only("existing_run0"),
+    ),
+    "checkpoint_a_plain_pickle": (
+        ["ckpt_path={tmp}/junk.pkl"],
+        "junk.pkl is not a readable checkpoint (not a file torch.save wrote",
+        plain_pickle,
+    ),
+    "fresh_run_over_an_existing_run": ([], "already holds a run", None),
+    "other_checkpoint_into_an_existing_run": (
+        ["ckpt_path={tmp}/copy/checkpoints/last.ckpt"],
+        "already holds a run",
+        lambda run, tmp, mp: shutil.copytree(run, tmp / "copy"),
+    ),
     "checkpoint_missing": (
         ["ckpt_path={tmp}/nope/last.ckpt"],
         "nope/last.ckpt does not exist; pass ckpt_path=",
@@ -143,12 +213,52 @@ CASES = {
     ),
     "checkpoint_other_spaces": (
         ["env=acrobot", "ckpt_path={run}/checkpoints/last.ckpt"],
-        "was trained on CartPole-v1 (observation Box",
+        "env.id: 'CartPole-v1' -> 'Acrobot-v1'",
         None,
     ),
     "checkpoint_other_network": (
         ["network.hidden_sizes=[32]", "ckpt_path={run}/checkpoints/last.ckpt"],
-        "does not match the network this config builds",
+        "belongs to another run (network.hidden_sizes: [64, 64] -> [32]); resume with the checkpoint's",
+        None,
+    ),
+    "checkpoint_other_seed": (
+        ["seed=2", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "belongs to another run (seed: 1 -> 2); resume with the checkpoint's settings, start a fresh run",
+        None,
+    ),
+    "checkpoint_other_algo": (
+        ["algo._target_=rlcamp.algos.REINFORCE", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "(algo._target_: 'rlcamp.algos.PPO' -> 'rlcamp.algos.REINFORCE'",
+        None,
+    ),
+    "checkpoint_a2c": (
+        ["algo._target_=rlcamp.algos.A2C", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "algo._target_",
+        None,
+    ),
+    "checkpoint_trpo": (
+        ["algo._target_=rlcamp.algos.TRPO", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "algo._target_",
+        None,
+    ),
+    "checkpoint_shared_network": (
+        ["network=mlp_shared", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "network.shared: False -> True",
+        None,
+    ),
+    "checkpoint_other_activation": (
+        ["network.activation=tanh", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "network.activation: 'relu' -> 'tanh'",
+        None,
+    ),
+    "checkpoint_other_n_envs": (
+        ["env.n_envs=4", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "env.n_envs: 2 -> 4); resume with",
+        None,
+    ),
+    "checkpoint_other_lr": (
+        ["algo.optimizer.lr=0.001", "ckpt_path={run}/checkpoints/last.ckpt"],
+        "resume.allow_changes=[algo.optimizer.lr]",
         None,
     ),
 }
@@ -191,3 +301,55 @@ def test_a_good_config_passes_validation(finished_run, make_cfg, tmp_path):
         )
     )
     assert summary["env_steps"] == 320
+
+
+def test_resume_allow_changes_lets_a_deliberate_change_through(finished_run, make_cfg, tmp_path):
+    shutil.copytree(finished_run, tmp_path / "copy")
+    summary, _ = train(
+        make_cfg(
+            *TINY,
+            "total_env_steps=320",
+            "env.n_envs=4",
+            "resume.allow_changes=[env.n_envs]",
+            f"ckpt_path={tmp_path}/copy/checkpoints/last.ckpt",
+            output_dir=tmp_path / "resumed",
+        )
+    )
+    assert summary["env_steps"] == 256 + 4 * 32
+
+
+def test_a_full_disk_ends_in_one_line_and_leaves_no_tmp_summary(make_cfg, tmp_path, monkeypatch):
+    write_text = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        if self.name == "summary.json.tmp":
+            write_text(self, "")
+            raise OSError(28, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(make_cfg(*TINY, "total_env_steps=64", output_dir=tmp_path / "run"))
+    message = str(exit_info.value)
+    assert message.startswith(f"rlcamp-train: error: [Errno 28] could not write {tmp_path}/run/summary.json")
+    assert "\n" not in message and "free disk space" in message
+    assert not (tmp_path / "run" / "summary.json.tmp").exists()
+
+
+@pytest.mark.parametrize("algo", config_options("algo"))
+@pytest.mark.parametrize("env", ["cartpole", "pendulum"])
+def test_every_shipped_algo_config_passes_the_key_and_type_checks(algo, env, tmp_path):
+    cfg = compose_train([f"algo={algo}", f"env={env}"], tmp_path)
+    check_run_keys(cfg)
+    check_env_keys(cfg)
+    check_algo_keys(cfg)
+
+
+def test_a_refused_start_leaves_a_crashed_run_without_summary_alone(finished_run, make_cfg, tmp_path):
+    crashed = tmp_path / "crashed"
+    shutil.copytree(finished_run, crashed)
+    (crashed / "summary.json").unlink()
+    before = snapshot(crashed)
+    with pytest.raises(SystemExit, match="already holds a run"):
+        run_job(make_cfg(*TINY, output_dir=crashed))
+    assert snapshot(crashed) == before

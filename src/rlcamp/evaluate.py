@@ -104,6 +104,38 @@ def evaluate_policy(
     return EvalResult(returns, lengths, videos)
 
 
+def check_eval(cfg: DictConfig) -> None:
+    """``ckpt_path`` given, ``n_episodes`` an integer >= 1, ``device`` one that torch can use."""
+    from rlcamp.errors import ConfigError
+
+    if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
+        raise ConfigError("ckpt_path is required: rlcamp-eval ckpt_path=<run dir>/checkpoints/last.ckpt")
+    n = cfg.n_episodes
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ConfigError(f"n_episodes={n!r}: evaluate at least 1 episode (an integer, e.g. n_episodes=20)")
+    try:
+        device = torch.device(str(cfg.device))
+    except RuntimeError:
+        raise ConfigError(
+            f"device={cfg.device!r} is not a torch device; use device=cpu or device=cuda"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={cfg.device} but torch {torch.__version__} sees no CUDA device; use device=cpu"
+        )
+
+
+def check_finite_weights(module: torch.nn.Module, path: str | Path) -> None:
+    """A checkpoint with NaN/inf weights would report a meaningless return: refuse it."""
+    from rlcamp.errors import CheckpointError
+
+    for name, tensor in module.state_dict().items():
+        if tensor.is_floating_point() and not tensor.isfinite().all():
+            raise CheckpointError(
+                f"{path} holds non-finite weights ({name}); evaluate an earlier checkpoint of that run"
+            )
+
+
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     """Load ``cfg.ckpt_path``, evaluate, write ``eval.json`` (and videos); returns its content."""
     from rlcamp.train import quiet_libraries
@@ -119,8 +151,10 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     )
 
     quiet_libraries()
+    check_eval(cfg)
     output_dir = Path(cfg.paths.output_dir)
     module, run_cfg = load_run(cfg.ckpt_path)
+    check_finite_weights(module, cfg.ckpt_path)
     module.to(cfg.device)
     video_dir = output_dir / "videos" if cfg.video else None
     result = evaluate_policy(
@@ -188,11 +222,11 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="eval")
 def hydra_main(cfg: DictConfig) -> None:
-    from rlcamp.errors import CheckpointError
+    from rlcamp.errors import VALIDATION_ERRORS
 
     try:
         run_eval(cfg)
-    except CheckpointError as err:
+    except VALIDATION_ERRORS as err:
         raise SystemExit(f"rlcamp-eval: {err}") from None
 
 

@@ -26,7 +26,7 @@ from rlcamp.errors import VALIDATION_ERRORS
 from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
 from rlcamp.utils.summary import print_summary, write_summary
-from rlcamp.utils.validation import validate_run
+from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
 __all__ = ["build", "main", "run_job", "train"]
@@ -50,12 +50,16 @@ def quiet_libraries() -> None:
 def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     """Train one run and write ``summary.json``; returns (summary, module)."""
     quiet_libraries()
+    check_run_keys(cfg)
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     output_dir = Path(cfg.paths.output_dir)
 
     module, ckpt_path, checkpoint = validate_run(cfg)
+    # read before the loggers exist: Lightning's CSVLogger deletes the metrics.csv of its folder,
+    # which is the checkpoint's own when a run resumes into its output directory
+    history = metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]) if checkpoint else []
     setup_wandb(cfg)
     module.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
@@ -68,8 +72,7 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     define_env_step_axis(loggers)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    if checkpoint is not None:
-        replay_metrics(loggers, metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]))
+    replay_metrics(loggers, history)
 
     try:
         trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
@@ -79,7 +82,11 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     finish_wandb()
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
     summary = {
-        "status": "preempted" if preempted_by else "completed",
+        "status": "interrupted"
+        if preempted_by == signal.SIGINT
+        else "preempted"
+        if preempted_by
+        else "completed",
         **module.summary(),
         "seed": cfg.seed,
         "output_dir": str(output_dir),
@@ -103,11 +110,13 @@ def is_multirun() -> bool:
 def record_failure(cfg: DictConfig, error: Exception) -> None:
     """Write ``summary.json`` with ``status: failed`` and the error's first line.
 
-    A config error is raised before anything is written, so an existing run's summary in the
-    output directory is left alone in that case.
+    A config error is raised before anything is written, so an existing run in the output
+    directory (its summary, or the checkpoint of a run that crashed before writing one) is left
+    alone in that case.
     """
     output_dir = Path(cfg.paths.output_dir)
-    if isinstance(error, VALIDATION_ERRORS) and (output_dir / "summary.json").exists():
+    existing_run = (output_dir / "summary.json").exists() or (output_dir / "checkpoints").exists()
+    if isinstance(error, VALIDATION_ERRORS) and existing_run:
         return
     message = str(error).splitlines()[0] if str(error) else ""
     summary = {
@@ -127,19 +136,27 @@ def run_job(cfg: DictConfig) -> float | None:
     In a multirun a failing job (a bad value, a diverged run) records ``status: failed`` and its
     error in its ``summary.json``, logs the traceback and returns NaN (Optuna marks the trial
     failed), so the other jobs still run. A single run exits with the one-line message for config
-    errors and re-raises anything else; a pre-empted run exits with 128 + the signal number.
+    errors and for ``OSError`` (a full disk, naming the file), and re-raises anything else; a
+    pre-empted run exits with 128 + the signal number.
     """
     try:
         summary, module = train(cfg)
     except Exception as error:
-        record_failure(cfg, error)
+        try:
+            record_failure(cfg, error)
+        except OSError as write_error:
+            log.error("the failure could not be recorded: %s", write_error)
         if is_multirun():
             log.exception("job failed, continuing the sweep: %s", error)
             return float("nan")
         if isinstance(error, VALIDATION_ERRORS):
             raise SystemExit(f"rlcamp-train: error: {error}") from None
+        if isinstance(error, OSError):
+            raise SystemExit(
+                f"rlcamp-train: error: {error}; free disk space or write elsewhere (paths.log_dir=...)"
+            ) from None
         raise
-    if summary["status"] == "preempted":
+    if summary["status"] in ("preempted", "interrupted"):
         raise SystemExit(128 + signal.Signals[summary["preempted_by"]])
     metric = cfg.get("optimized_metric")
     if not metric:

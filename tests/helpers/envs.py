@@ -73,3 +73,41 @@ class EndlessRewardEnv(CountingEnv):
     def step(self, action):
         _, _, terminated, truncated, info = super().step(action)
         return np.array([0.0], dtype=np.float32), 1.0, terminated, truncated, info
+
+
+class StickyNaNEnv(CountingEnv):
+    """A ``CountingEnv`` (horizon 4) whose first episode breaks at step ``nan_at``: from then on its
+    observation stays NaN until the env is reset; later episodes are fine."""
+
+    def __init__(self, nan_at: int = 2) -> None:
+        super().__init__(horizon=4)
+        self.nan_at = nan_at
+        self.resets = 0
+        self.broken = False
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        self.resets += 1
+        self.broken = False
+        return super().reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        self.broken = self.broken or (self.resets == 1 and self.t == self.nan_at)
+        if self.broken:
+            obs, terminated = np.array([np.nan], dtype=np.float32), False
+        return obs, reward, terminated, truncated, info
+
+
+class TruncatedNaNEnv(CountingEnv):
+    """A never-terminating ``CountingEnv`` whose observation is NaN at step ``nan_at``: with
+    ``env.max_episode_steps=nan_at`` the NaN is only in the truncated episode's ``final_obs``."""
+
+    def __init__(self, nan_at: int = 3) -> None:
+        super().__init__(terminate=False)
+        self.nan_at = nan_at
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.t == self.nan_at:
+            obs = np.array([np.nan], dtype=np.float32)
+        return obs, reward, terminated, truncated, info

@@ -97,7 +97,8 @@ def test_nan_observation_raises_with_env_and_step():
     collector = RolloutCollector(
         factory(seed=0), n_steps=5, seed=0, device=torch.device("cpu"), env_id="NaNEnv"
     )
-    with pytest.raises(NonFiniteEnvError, match=r"NaNEnv sub-env 0 .* env step 1"):
+    # sub-env 0's 2nd step is env step 3: the first vector step took env steps 1 and 2
+    with pytest.raises(NonFiniteEnvError, match=r"NaNEnv sub-env 0 .* env step 3;"):
         collector.collect(policy)
 
 

@@ -240,6 +240,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     # ----------------------------------------------------------------- log
     def on_train_start(self) -> None:
         self._fit_start = (time.perf_counter(), self.env_steps)
+        if self.collector is not None:  # a resumed run's env steps continue from the checkpoint's
+            self.collector.steps_done = self.env_steps // self.world_size
 
     def on_train_epoch_end(self) -> None:
         """Step the LR schedule, log one row of metrics at ``env_steps``, stop at the budget."""

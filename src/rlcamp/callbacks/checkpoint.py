@@ -3,12 +3,12 @@
 Checkpoints are taken only at rollout boundaries (after the module's ``on_train_epoch_end`` has
 logged the rollout and stepped the LR schedule), so a resumed run continues with the next rollout.
 
-SIGTERM and SIGUSR1 (the signals SLURM sends before it stops a job) do not interrupt the rollout
-in progress: they are noted, and at the end of that rollout the checkpoint is written and training
-stops. The handler that was installed before (Lightning's: on SLURM with auto-requeue it saves
-``hpc_ckpt_*.ckpt`` and runs ``scontrol requeue``) is then called for SIGUSR1, so the requeue
-happens only once ``last.ckpt`` is safely on disk. A requeued job started with ``ckpt_path=last``
-resumes from it.
+SIGTERM and SIGUSR1 (the signals SLURM sends before it stops a job) and SIGINT (Ctrl-C) do not
+interrupt the rollout in progress (a second Ctrl-C does, with ``KeyboardInterrupt``): they are
+noted, and at the end of that rollout the checkpoint is written and training stops. The handler
+that was installed before (Lightning's: on SLURM with auto-requeue it saves ``hpc_ckpt_*.ckpt``
+and runs ``scontrol requeue``) is then called for SIGUSR1, so the requeue happens only once
+``last.ckpt`` is safely on disk. A requeued job started with ``ckpt_path=last`` resumes from it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from rlcamp.errors import NonFiniteUpdateError
 
 log = logging.getLogger(__name__)
 
-PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1")
+PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 
 
 class EnvStepCheckpoint(Checkpoint):
@@ -86,6 +86,8 @@ class EnvStepCheckpoint(Checkpoint):
 
     # ----------------------------------------------------------------- signals
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self.received_signal is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
         if self.received_signal is None:
             self.received_signal = signal.Signals(signum)
             log.warning(

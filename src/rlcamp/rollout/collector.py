@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +17,8 @@ from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.buffer import Rollout
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -86,10 +89,15 @@ class RolloutCollector:
         self.stats = stats if stats is not None else EpisodeStats()
         self.env_id = env_id
         self.nan_policy = nan_policy
-        self.steps_done = 0
+        self.steps_done = 0  # this collector's env steps so far (the module sets it on a resume)
+        self.nan_resets = 0  # sub-envs reset by nan_policy=terminate
         raw_obs, _ = env.reset(seed=seed)
         self._raw_obs = np.array(raw_obs, dtype=np.float32)
         self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
+
+    def _env_step(self, t: int, i: int) -> int:
+        """The env step (all sub-envs' steps from the run's start) of sub-env ``i``'s step ``t``."""
+        return self.steps_done + t * self.env.num_envs + i + 1
 
     def _check_finite(self, obs: np.ndarray, reward: np.ndarray, step: int) -> np.ndarray:
         """Raise (or, with ``nan_policy="terminate"``, flag) sub-envs that returned NaN/inf."""
@@ -98,9 +106,36 @@ class RolloutCollector:
             i = int(np.flatnonzero(bad)[0])
             raise NonFiniteEnvError(
                 f"{self.env_id} sub-env {i} returned a non-finite observation or reward at env step "
-                f"{self.steps_done + step}; fix the env or set env.nan_policy=terminate to end such episodes"
+                f"{self._env_step(step, i)}; fix the env or set env.nan_policy=terminate to end such episodes"
             )
         return bad
+
+    def _check_final_obs(self, final: np.ndarray, envs: np.ndarray, step: int) -> np.ndarray:
+        """Which truncated episodes' final observations (``info["final_obs"]``) are finite; raise under
+        ``nan_policy="raise"`` (under ``terminate`` those steps are not bootstrapped: terminal)."""
+        finite = np.isfinite(final.reshape(final.shape[0], -1)).all(axis=1)
+        if not finite.all() and self.nan_policy == "raise":
+            i = int(envs[np.flatnonzero(~finite)[0]])
+            raise NonFiniteEnvError(
+                f"{self.env_id} sub-env {i} returned a non-finite final observation of a truncated "
+                f"episode at env step {self._env_step(step, i)}; fix the env or set "
+                "env.nan_policy=terminate to end such episodes"
+            )
+        return finite
+
+    def _reset_sub_envs(self, mask: np.ndarray) -> np.ndarray:
+        """Reset the sub-envs in ``mask`` (gymnasium's ``reset_mask``) and return the new observations.
+
+        gymnasium 1.4's vector ``RecordEpisodeStatistics`` misses the mask (the vector env pops it
+        first), so its running return and length of those sub-envs are zeroed here.
+        """
+        obs, _ = self.env.reset(options={"reset_mask": mask.copy()})
+        for name in ("episode_returns", "episode_lengths"):
+            counters = getattr(self.env, name, None)
+            if counters is not None:
+                counters[mask] = 0
+        self.nan_resets += int(mask.sum())
+        return np.array(obs, dtype=np.float32)
 
     @torch.no_grad()
     def collect(self, policy: ActorCritic) -> Rollout:
@@ -128,6 +163,7 @@ class RolloutCollector:
         returns = np.empty((T, N), dtype=np.float32) if self.reward_scaler else None
         final_obs: list[np.ndarray] = []
         final_index: list[tuple[int, int]] = []
+        resets_before = self.nan_resets
         for t in range(T):
             obs_buf[t], actions[t] = act(self._raw_obs, noise[t])
             if raw_buf is not None:
@@ -135,10 +171,10 @@ class RolloutCollector:
             raw_obs, reward, terminated, truncated, info = self.env.step(actions[t])
             raw_obs = np.array(raw_obs, dtype=np.float32)  # a copy: the env reuses its buffer
             bad = self._check_finite(raw_obs, reward, t)
-            if bad.any():  # nan_policy=terminate: end those episodes with zero reward
+            if bad.any():  # nan_policy=terminate: end those episodes with zero reward, reset those envs
                 reward = np.where(bad, 0.0, reward)
                 terminated = terminated | bad
-                raw_obs[bad] = 0.0
+                raw_obs[bad] = self._reset_sub_envs(bad)[bad]
             done = terminated | truncated
             rewards[t] = reward
             dones[t] = done
@@ -148,13 +184,25 @@ class RolloutCollector:
                 self._discounted_return[done] = 0.0
             bootstrap = truncated & ~terminated
             if bootstrap.any():
-                final_obs.append(final_observations(info, bootstrap).astype(np.float32))
-                final_index.extend((t, int(i)) for i in np.flatnonzero(bootstrap))
+                envs = np.flatnonzero(bootstrap)
+                final = final_observations(info, bootstrap).astype(np.float32)
+                finite = self._check_final_obs(final, envs, t)
+                if finite.any():
+                    final_obs.append(final[finite])
+                    final_index.extend((t, int(i)) for i in envs[finite])
             if "_episode" in info:
                 finished = info["_episode"]
                 self.stats.add(info["episode"]["r"][finished], info["episode"]["l"][finished])
             self._raw_obs = raw_obs
         self.steps_done += T * N
+        if self.nan_resets > resets_before:
+            log.warning(
+                "%s: nan_policy=terminate reset %d sub-env(s) with non-finite values in this rollout "
+                "(%d in this run)",
+                self.env_id,
+                self.nan_resets - resets_before,
+                self.nan_resets,
+            )
 
         def to_device(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(device)

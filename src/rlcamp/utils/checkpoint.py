@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 import pickle
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,11 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise CheckpointError(
             f"checkpoint {path} does not exist; pass ckpt_path=<run dir>/checkpoints/last.ckpt"
         )
+    if not zipfile.is_zipfile(path):  # torch.save's format; a text file or a bare pickle is not one
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (not a file torch.save wrote: truncated, corrupt or "
+            "another kind of file); pass ckpt_path=<run dir>/checkpoints/last.ckpt"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
@@ -110,27 +116,172 @@ def latest_checkpoint(log_dir: str | Path, task_name: str, exclude: str | Path |
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 
-def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
-    """``cfg.ckpt_path`` as a path; ``last`` is the newest run's ``last.ckpt`` of the same task.
+# overrides that a requeued job may change without becoming another job (its budget, where and
+# how it logs, the hardware it runs on)
+NOT_JOB_IDENTITY = (
+    "ckpt_path",
+    "total_env_steps",
+    "num_threads",
+    "tags",
+    "callbacks",
+    "logger",
+    "trainer",
+    "paths",
+    "hydra",
+    "resume",
+)
 
-    ``last`` without any checkpoint starts a fresh run (so a job script that always passes
-    ``ckpt_path=last`` works for its first start and for every requeue).
+
+def job_identity(overrides: list[str]) -> list[str]:
+    """A multirun job's command-line overrides without the ``NOT_JOB_IDENTITY`` ones: what makes it
+    this job of the sweep."""
+
+    def key(override: str) -> str:
+        return override.lstrip("+~").split("=", 1)[0]
+
+    return sorted(
+        o for o in overrides if not any(key(o) == k or key(o).startswith(k + ".") for k in NOT_JOB_IDENTITY)
+    )
+
+
+def latest_job_checkpoint(log_dir: str | Path, task_name: str, overrides: list[str]) -> Path | None:
+    """The newest ``<log_dir>/<task_name>/multiruns/*/<job>/checkpoints/last.ckpt`` of the job whose
+    ``.hydra/overrides.yaml`` holds the same overrides (``job_identity``): the same job of a sweep."""
+    identity = job_identity(overrides)
+    candidates = []
+    for path in Path(log_dir, task_name, "multiruns").glob("*/*/checkpoints/last.ckpt"):
+        saved = path.parent.parent / ".hydra" / "overrides.yaml"
+        if saved.is_file() and job_identity(list(OmegaConf.load(saved))) == identity:
+            candidates.append(path)
+    return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
+
+
+def hydra_job_overrides() -> tuple[bool, list[str]]:
+    """(is this a multirun job, its task overrides); (False, []) outside a Hydra app."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return False, []
+    hydra_cfg = HydraConfig.get()
+    return hydra_cfg.mode == RunMode.MULTIRUN, list(hydra_cfg.overrides.task)
+
+
+def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
+    """``cfg.ckpt_path`` as a path; ``last`` is the newest ``last.ckpt`` of this run.
+
+    ``last`` looks, in order, at the output directory's own ``checkpoints/last.ckpt`` (a requeued
+    job with a fixed ``hydra.run.dir``, or a requeued multirun job), then, for a multirun job, the
+    task's multirun jobs with the same overrides, else the task's newest ``runs/*``. Without any
+    checkpoint it starts a fresh run (so a job script that always passes ``ckpt_path=last`` works
+    for its first start and for every requeue).
     """
     value = cfg.get("ckpt_path")
     if value is None or str(value) == "":
         return None
     if str(value) != "last":
         return Path(str(value))
-    found = latest_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
+    own = Path(cfg.paths.output_dir, "checkpoints", "last.ckpt")
+    multirun, overrides = hydra_job_overrides()
+    if own.is_file():
+        found: Path | None = own
+    elif multirun:
+        found = latest_job_checkpoint(cfg.paths.log_dir, cfg.task_name, overrides)
+    else:
+        found = latest_checkpoint(cfg.paths.log_dir, cfg.task_name, exclude=cfg.paths.output_dir)
     if found is None:
         log.warning(
-            "ckpt_path=last: no %s/%s/runs/*/checkpoints/last.ckpt yet, starting a fresh run",
+            "ckpt_path=last: no checkpoint in %s or under %s/%s yet, starting a fresh run",
+            cfg.paths.output_dir,
             cfg.paths.log_dir,
             cfg.task_name,
         )
     else:
         log.info("ckpt_path=last: resuming from %s", found)
     return found
+
+
+def check_output_dir(output_dir: str | Path, ckpt_path: Path | None) -> None:
+    """A run never starts over another run's ``checkpoints/last.ckpt`` in its output directory."""
+    own = Path(output_dir, "checkpoints", "last.ckpt")
+    if own.is_file() and (ckpt_path is None or ckpt_path.resolve() != own.resolve()):
+        raise CheckpointError(
+            f"{output_dir} already holds a run ({own}); resume it with ckpt_path=last "
+            "or write elsewhere (another hydra.run.dir or task_name)"
+        )
+
+
+# config keys (or subtrees) that make a run what it is: a resume that changes one of them would
+# continue another experiment under this one's name. The optimizer is among them because its
+# hyperparameters (lr, betas, ...) are restored from the checkpoint's optimizer state anyway.
+RUN_IDENTITY = (
+    "algo._target_",
+    "algo.n_steps",
+    "algo.optimizer",
+    "env.id",
+    "env.n_envs",
+    "network",
+    "seed",
+)
+
+
+def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"algo.optimizer.lr": 0.001, ...}``: the leaves of a nested plain-data config."""
+    if isinstance(config, dict):
+        flat: dict[str, Any] = {}
+        for key, value in config.items():
+            flat.update(flat_config(value, f"{prefix}{key}."))
+        return flat
+    return {prefix[:-1]: config}
+
+
+def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, current value)}`` for every leaf that differs (``None`` when absent)."""
+    old, new = flat_config(saved), flat_config(current)
+    return {
+        key: (old.get(key), new.get(key))
+        for key in sorted(old.keys() | new.keys())
+        if old.get(key) != new.get(key)
+    }
+
+
+def is_identity_key(key: str) -> bool:
+    return any(key == name or key.startswith(name + ".") for name in RUN_IDENTITY)
+
+
+def check_same_run(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path) -> None:
+    """Refuse a resume whose config differs from the checkpoint's in a ``RUN_IDENTITY`` key.
+
+    Keys listed in ``resume.allow_changes`` (a deliberate change) and all other keys (budget,
+    loggers, callbacks, trainer, threads, paths, the algorithm's loss hyperparameters) may differ;
+    the changes are logged.
+    """
+    saved = checkpoint.get("rlcamp", {}).get("config") or {}
+    current = OmegaConf.to_container(cfg, resolve=True)
+    allowed = [str(key) for key in (OmegaConf.select(cfg, "resume.allow_changes", default=None) or [])]
+    changes = {
+        key: change
+        for key, change in config_changes(saved, current).items()
+        if not key.startswith(("paths.", "resume.", "ckpt_path", "hydra."))
+    }
+    refused = [
+        key
+        for key in changes
+        if is_identity_key(key) and not any(key == a or key.startswith(a + ".") for a in allowed)
+    ]
+    if refused:
+        listed = ", ".join(f"{key}: {changes[key][0]!r} -> {changes[key][1]!r}" for key in refused)
+        raise CheckpointError(
+            f"{path} belongs to another run ({listed}); resume with the checkpoint's settings, start a "
+            "fresh run (a new task_name, or no ckpt_path), or allow a deliberate change with "
+            f"resume.allow_changes=[{','.join(refused)}]"
+        )
+    if changes:
+        log.warning(
+            "resuming %s with changed settings: %s",
+            path,
+            ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()),
+        )
 
 
 def check_resumable(checkpoint: dict[str, Any], module: OnPolicyAlgorithm, path: str | Path) -> None:

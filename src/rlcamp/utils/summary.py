@@ -13,12 +13,19 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_summary(output_dir: str | Path, summary: dict[str, Any]) -> Path:
-    """Write ``summary`` as ``output_dir/summary.json`` (NaN becomes null) and return the path."""
+    """Write ``summary`` as ``output_dir/summary.json`` (NaN becomes null) and return the path.
+
+    An ``OSError`` (a full disk) removes the half-written ``summary.json.tmp`` and names the path.
+    """
     path = Path(output_dir) / "summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2) + "\n")
-    tmp.replace(path)
+    try:
+        tmp.write_text(json.dumps({k: _json_safe(v) for k, v in summary.items()}, indent=2) + "\n")
+        tmp.replace(path)
+    except OSError as err:  # a full disk: leave no empty summary.json.tmp behind, say where
+        tmp.unlink(missing_ok=True)
+        raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from None
     return path
 
 

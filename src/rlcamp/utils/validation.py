@@ -3,19 +3,31 @@
 Every failure is one line that names the config key and the fix, raised as ``ConfigError``,
 ``EnvError`` or ``CheckpointError`` (all ``ValueError``). The order:
 
+0. the run's own keys and the env recipe's: ``seed``, ``num_threads``,
+   ``env.max_episode_steps``, a string or float where a number or an integer belongs, a key
+   (added with ``+``) that the env recipe or (in 2.) the env does not take;
 1. the trainer: ``trainer=gpu`` without CUDA;
 2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
    unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra;
-3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's;
+3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's,
+   or another run's (``check_same_run``: algorithm, network, env, ``n_envs``, seed, ...); then the
+   algorithm's keys and value types as in 0.;
 4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams`` and each
    subclass's), then the spaces, from one throwaway single env: an action space the policy
    cannot use;
-5. the checkpoint against the module: trained on other spaces, or with another network.
+5. the checkpoint against the module: trained on other spaces, or with another network;
+6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
+   ``checkpoints/`` must be writable.
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
+import inspect
+import os
+import types
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +41,14 @@ from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError
 from rlcamp.utils.build import build
-from rlcamp.utils.checkpoint import check_resumable, checkpoint_config, load_checkpoint, resolve_ckpt_path
+from rlcamp.utils.checkpoint import (
+    check_output_dir,
+    check_resumable,
+    check_same_run,
+    checkpoint_config,
+    load_checkpoint,
+    resolve_ckpt_path,
+)
 
 
 def _instantiate(node: DictConfig) -> Any:
@@ -40,6 +59,125 @@ def _instantiate(node: DictConfig) -> Any:
         if isinstance(err.__cause__, VALIDATION_ERRORS):
             raise err.__cause__ from None
         raise
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def check_run_keys(cfg: DictConfig) -> None:
+    """``seed`` an integer, ``num_threads`` an integer >= 0 (0: torch's default)."""
+    seed = cfg.get("seed")
+    if not _is_int(seed):
+        raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=1")
+    threads = cfg.get("num_threads")
+    if threads is not None and not (_is_int(threads) and threads >= 0):
+        raise ConfigError(f"num_threads={threads!r} must be an integer >= 0 (0 keeps torch's default)")
+
+
+def init_parameters(cls: type) -> dict[str, Any]:
+    """``{name: type hint}`` of the keyword parameters ``cls(...)`` takes, through ``**kwargs``
+    passed up its base classes (``Any`` where a hint cannot be resolved)."""
+    params: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # a hint naming a type only imported for type checking
+            hints = {}
+        signature = inspect.signature(init)
+        for name, param in signature.parameters.items():
+            if name != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                params.setdefault(name, hints.get(name, Any))
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return params
+
+
+def check_value_type(key: str, value: Any, hint: Any) -> None:
+    """A value typed ``int`` / ``float`` (or ``X | None``) in the signature must be one."""
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if is_union else ()
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if len(args) == 2 and optional else hint
+    if value is None and optional:
+        return
+    if base is int and not _is_int(value):
+        raise ConfigError(f"{key}={value!r} must be an integer")
+    if base is float and not _is_number(value):
+        raise ConfigError(f"{key}={value!r} must be a number")
+
+
+def check_node_keys(node: DictConfig, cls: type, group: str, skip: tuple[str, ...] = ()) -> None:
+    """Every key of config group ``group`` is a parameter of ``cls``, with a value of its type."""
+    params = init_parameters(cls)
+    for key in node:
+        if str(key).startswith("_") or key in skip:
+            continue
+        if key not in params:
+            close = ", ".join(difflib.get_close_matches(str(key), list(params), n=3)) or ", ".join(
+                sorted(params)
+            )
+            raise ConfigError(f"{group}.{key} is not a setting of {cls.__name__}; did you mean: {close}")
+        check_value_type(f"{group}.{key}", node[key], params[key])
+
+
+def check_env_keys(cfg: DictConfig) -> None:
+    """The env recipe's keys and value types (see ``check_node_keys``) and ``env.max_episode_steps``."""
+    check_node_keys(cfg.env, VecEnvFactory, "env")
+    steps = OmegaConf.select(cfg, "env.max_episode_steps")
+    if steps is not None and steps < 1:
+        raise ConfigError(f"env.max_episode_steps={steps} must be >= 1 or null (no time limit)")
+
+
+def check_algo_keys(cfg: DictConfig) -> None:
+    """The algorithm's keys and value types (see ``check_node_keys``)."""
+    try:
+        algo_cls = hydra.utils.get_class(str(cfg.algo._target_))
+    except Exception as err:
+        raise ConfigError(f"algo._target_={cfg.algo._target_} is not an importable class") from err
+    check_node_keys(cfg.algo, algo_cls, "algo", skip=("env", "network"))
+
+
+def check_env_kwargs(factory: VecEnvFactory, env_id: str) -> None:
+    """``env.kwargs`` the env's constructor does not take (unless it takes ``**kwargs``)."""
+    if not factory.kwargs:
+        return
+    entry_point = gym.spec(env_id).entry_point
+    env_cls = (
+        hydra.utils.get_object(entry_point.replace(":", ".")) if isinstance(entry_point, str) else entry_point
+    )
+    signature = inspect.signature(env_cls)
+    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+        return
+    for key in factory.kwargs:
+        if key not in signature.parameters:
+            raise EnvError(
+                f"env.kwargs.{key} is not a parameter of {env_id} (it takes: "
+                f"{', '.join(signature.parameters) or 'nothing'}); drop it"
+            )
+
+
+def check_writable(cfg: DictConfig) -> None:
+    """The run folder and ``checkpoints/`` (or their nearest existing parents) must be writable,
+    so that a read-only folder is found now rather than at the first checkpoint."""
+    dirs = [Path(cfg.paths.output_dir)]
+    ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
+    if ckpt_dir is not None:
+        dirs.append(Path(str(ckpt_dir)))
+    for directory in dirs:
+        existing = next(d for d in (directory, *directory.parents) if d.exists())
+        if not os.access(existing, os.W_OK | os.X_OK):
+            raise ConfigError(
+                f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
+                "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+            )
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -60,6 +198,7 @@ def check_env(cfg: DictConfig) -> VecEnvFactory:
         check_env_id(env_id)
     except EnvError as err:
         raise EnvError(f"env.id: {err}") from None
+    check_env_kwargs(factory, env_id)
     entry_point = str(gym.spec(env_id).entry_point)
     if entry_point.startswith("gymnasium.envs.mujoco") and importlib.util.find_spec("mujoco") is None:
         raise EnvError(
@@ -82,14 +221,21 @@ def validate_run(cfg: DictConfig) -> tuple[OnPolicyAlgorithm, Path | None, dict[
     ``ckpt_path=last`` is resolved here (see ``resolve_ckpt_path``). Nothing is written and no
     vector env is built: the module's collector is made later, in ``setup``.
     """
+    check_run_keys(cfg)
+    check_env_keys(cfg)
     check_trainer(cfg)
     check_env(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
     checkpoint = check_checkpoint(ckpt_path) if ckpt_path is not None else None
+    if checkpoint is not None:
+        check_same_run(cfg, checkpoint, ckpt_path)
+    check_algo_keys(cfg)
     try:
         module = build(cfg)
     except EnvError as err:
         raise EnvError(f"env.id={cfg.env.id}: {err}") from None
     if checkpoint is not None:
         check_resumable(checkpoint, module, ckpt_path)
+    check_output_dir(cfg.paths.output_dir, ckpt_path)
+    check_writable(cfg)
     return module, ckpt_path, checkpoint
