@@ -17,9 +17,9 @@ from tests.helpers.learning import LearningClaim
 
 ACKTR_CARTPOLE = LearningClaim(
     overrides=("algo=acktr", "total_env_steps=100000"),
-    threshold=90,
+    threshold=400,
     seeds=tuple(range(201, 209)),
-    min_passing=4,
+    min_passing=3,
 )
 ACKTR_INVERTED_PENDULUM = LearningClaim(
     overrides=("algo=acktr", "env=inverted_pendulum", "total_env_steps=50000"),
@@ -90,16 +90,16 @@ def hand_step(module: ACKTR, batch, rng_seed: int) -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("env", ["cartpole", "pendulum"])
 def test_update_is_the_hand_composed_kfac_step(make_cfg, env):
-    module, _ = tiny_module(make_cfg, env)
+    module, _ = tiny_module(make_cfg, env, "algo.kl_clip=0.0005")
     batch = next(iter(module.rollout_batches()))
     expected = hand_step(module, batch, rng_seed=7)
     torch.manual_seed(7)
     module.training_step(batch, 0)
     for name, param in module.policy.named_parameters():
         torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-6, msg=name)
-    assert {"train/approx_kl", "train/step_scale", "train/kfac_damping", "train/policy_loss"} <= set(
-        module._train_metrics[-1]
-    )
+    metrics = module._train_metrics[-1]
+    assert {"train/approx_kl", "train/kfac_damping", "train/policy_loss"} <= set(metrics)
+    assert float(metrics["train/step_scale"]) < 1.0  # the KL scale is part of what was compared
 
 
 @pytest.mark.parametrize("env", ["cartpole", "pendulum"])
@@ -187,14 +187,14 @@ def test_resume_restores_the_kfac_preconditioner(make_cfg, tmp_path):
 
 @pytest.mark.slow
 def test_acktr_learns_cartpole(tmp_path):
-    """ACKTR at A2C's rollout size (8 envs × 5 steps; SGD lr 0.25, δ = 0.0005, λ = 0.01) on
-    CartPole-v1 at 100k steps: at least 4 of 8 seeds end with a 20-episode mean return >= 90
-    (random ≈ 22).
+    """ACKTR at A2C's rollout size (8 envs × 5 steps; SGD lr 0.25, λ = 0.01, δ = 0.01 from
+    ``conf/algo_env/acktr_cartpole.yaml``) on CartPole-v1 at 100k steps: at least 3 of 8 seeds end
+    with a 20-episode mean return >= 400 (random ≈ 22, max 500).
 
-    Measured on seeds 101-112 (sorted): 92.8, 110.2, 112.6, 115.8, 124.8, 127.5, 131.2, 176.8,
-    257.1, 273.6, 300.1, 400.4 — 12 of 12 >= 90, 5 of 12 >= 150 (A2C's bar). Slower than A2C: the
-    shared trust region spends nearly all of δ on the critic (``test_measured_kl_of_the_first_step``).
-    P(fewer than 4 of 8 pass) = 0.28% (``tests.helpers.learning.failure_probability``).
+    Measured on seeds 101-112 (sorted): 48.0, 498.2, then 500.0 ten times — 11 of 12 >= 400.
+    With the classic δ = 0.0005 the same seeds gave 92.8, 110.2, 112.6, 115.8, 124.8, 127.5, 131.2,
+    176.8, 257.1, 273.6, 300.1, 400.4 (the shared trust region spends δ on the critic).
+    P(fewer than 3 of 8 pass) = 0.32% (``tests.helpers.learning.failure_probability``).
     """
     ACKTR_CARTPOLE.check(tmp_path)
 
