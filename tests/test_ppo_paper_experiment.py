@@ -34,14 +34,14 @@ def test_experiment_is_the_papers_multirun():
     cfg = compose_experiment()
     assert cfg.hydra.mode == RunMode.MULTIRUN
     params = cfg.hydra.sweeper.params
-    assert params.algo.split(",") == ["ppo", "trpo", "a2c", "reinforce"]
+    assert params.algo.split(",") == ["ppo", "trpo", "a2c", "reinforce", "acktr"]
     assert params.env.split(",") == PAPER_ENVS
     assert params.seed.split(",") == ["1", "2", "3"]
     assert cfg.total_env_steps == 1_000_000 and cfg.task_name == "ppo_paper_mujoco"
 
 
 @pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs the mujoco extra")
-@pytest.mark.parametrize("algo", ["ppo", "trpo", "a2c", "reinforce"])
+@pytest.mark.parametrize("algo", ["ppo", "trpo", "a2c", "reinforce", "acktr"])
 def test_every_job_of_the_experiment_builds(algo, tmp_path):
     """Each algo of the sweep on Hopper, with the paper's budget; PPO carries Table 3's settings."""
     cfg = compose_experiment(f"algo={algo}", "env=hopper")

@@ -1,5 +1,6 @@
 """On-policy algorithms, each a LightningModule on ``OnPolicyAlgorithm``."""
 
+from rlcamp.algos.acktr import ACKTR
 from rlcamp.algos.actor_critic import QActorCritic
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.algos.npg import NPG
@@ -11,6 +12,7 @@ from rlcamp.errors import ConfigError
 
 __all__ = [
     "A2C",
+    "ACKTR",
     "NPG",
     "PPO",
     "PPOKL",

@@ -217,12 +217,16 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         optimizer = self.optimizers(use_pl_optimizer=False)
         optimizer.zero_grad(set_to_none=True)
         self.manual_backward(loss)
+        self.clip_and_flag_gradients(loss)
+        optimizer.step()
+
+    def clip_and_flag_gradients(self, loss: torch.Tensor) -> None:
+        """Clip the global gradient norm to ``max_grad_norm`` and flag a non-finite loss or norm."""
         max_norm = self.hparams.max_grad_norm if self.hparams.max_grad_norm is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm, foreach=True)
         nonfinite = ~torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()]))
         first = self._nonfinite_update  # keep the flags of the first bad step: it names the cause
         self._nonfinite_update = nonfinite if first is None else torch.where(first.any(), first, nonfinite)
-        optimizer.step()
 
     def optimized_parameters(self) -> list[torch.nn.Parameter]:
         """What the configured optimizer steps: every parameter (NPG/TRPO: the critic's only)."""

@@ -330,6 +330,40 @@ class KFAC:
             state.eigen_a = symmetric_eigen(state.a)
             state.eigen_g = symmetric_eigen(state.g)
 
+    def state_dict(self) -> dict[str, object]:
+        """The running factors, the eigenbases in use and the update count, for a checkpoint.
+
+        The eigenbases are saved rather than recomputed on load: between refreshes they come from
+        older factors, and a resumed run must precondition with exactly the same ones.
+        """
+
+        def basis(eigen: EigenBasis | None) -> dict[str, torch.Tensor] | None:
+            return None if eigen is None else {"values": eigen.values, "vectors": eigen.vectors}
+
+        layers = [
+            {"a": s.a, "g": s.g, "eigen_a": basis(s.eigen_a), "eigen_g": basis(s.eigen_g)}
+            for s in self.states
+        ]
+        return {"num_updates": self.num_updates, "layers": layers}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore ``state_dict()``'s factors, eigenbases and update count (same layers, same order)."""
+        layers = state["layers"]
+        if len(layers) != len(self.layers):
+            raise ValueError(
+                f"K-FAC state has {len(layers)} layers, this network {len(self.layers)}: "
+                "resume with the network the checkpoint was trained with"
+            )
+
+        def basis(saved: dict[str, torch.Tensor] | None) -> EigenBasis | None:
+            return None if saved is None else EigenBasis(saved["values"], saved["vectors"])
+
+        self.num_updates = int(state["num_updates"])
+        self.states = [
+            _LayerState(saved["a"], saved["g"], basis(saved["eigen_a"]), basis(saved["eigen_g"]))
+            for saved in layers
+        ]
+
     def grad_matrices(self) -> list[torch.Tensor]:
         """``∇Ŵ = [∇W | ∇b]`` of each layer from its ``.grad`` (zeros where there is none)."""
         matrices = []
