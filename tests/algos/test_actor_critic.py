@@ -123,7 +123,7 @@ def test_critic_steps_fit_q_to_fixed_targets_before_the_policy_step(make_cfg, mo
     gradient_step, compute_loss = QActorCritic.gradient_step, QActorCritic.compute_loss
 
     def spy_step(self, loss):
-        seen["steps"].append(float(loss))
+        seen["steps"].append(float(loss.detach()))
         gradient_step(self, loss)
 
     def spy_loss(self, batch):
