@@ -61,7 +61,6 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     # which is the checkpoint's own when a run resumes into its output directory
     history = metrics_history(ckpt_path, checkpoint["rlcamp"]["env_steps"]) if checkpoint else []
     setup_wandb(cfg)
-    module.run_config = OmegaConf.to_container(cfg, resolve=True)
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     # Lightning adds its own epoch ModelCheckpoint when enabled without one; ours is env-step based

@@ -97,7 +97,7 @@ def test_update_is_the_hand_composed_kfac_step(make_cfg, env):
     module.training_step(batch, 0)
     for name, param in module.policy.named_parameters():
         torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-6, msg=name)
-    metrics = module._train_metrics[-1]
+    metrics = module.update_log.steps[-1]
     assert {"train/approx_kl", "train/kfac_damping", "train/policy_loss"} <= set(metrics)
     assert float(metrics["train/step_scale"]) < 1.0  # the KL scale is part of what was compared
 
@@ -121,7 +121,7 @@ def test_measured_kl_of_the_first_step_respects_kl_clip(make_cfg, env):
     with torch.no_grad():
         policy_kl = float(mean_kl(module.policy, batch.obs, old))
         value_kl = float(2.0 * (module.policy.value(batch.obs) - old_values).square().mean())
-    metrics = module._train_metrics[-1]
+    metrics = module.update_log.steps[-1]
     assert float(metrics["train/approx_kl"]) == pytest.approx(policy_kl)
     assert float(metrics["train/step_scale"]) < 1.0
     assert 0.5e-3 <= policy_kl + value_kl <= 3e-3 and policy_kl <= 1e-3

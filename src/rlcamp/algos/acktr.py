@@ -100,7 +100,7 @@ class ACKTR(A2C):
         self.gradient_step(loss)
         with torch.no_grad():
             metrics["train/approx_kl"] = mean_kl(self.policy, batch.obs, old)
-        self._train_metrics.append(metrics | self._step_metrics)
+        self.update_log.step(metrics | self._step_metrics)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The K-FAC factors and eigenbases ride along, so a resumed run keeps its preconditioner."""

@@ -19,15 +19,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from rlcamp.algos.losses import explained_variance
+from rlcamp.algos.update_log import Metrics, UpdateLog
 from rlcamp.algos.variance import policy_gradient_metrics
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
-from rlcamp.errors import NonFiniteUpdateError, require
+from rlcamp.errors import require
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.rollout import Batch, EpisodeStats, Rollout, RolloutCollector, RolloutDataset, gae_batch
 from rlcamp.utils.checkpoint import load_run_state, save_run_state
-
-Metrics = dict[str, torch.Tensor]
 
 
 class OnPolicyAlgorithm(pl.LightningModule, ABC):
@@ -46,6 +45,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         seed: sub-env ``i`` of rank ``r`` is seeded ``seed + r·n_envs + i``.
         stats_window: episodes averaged in ``rollout/ep_return_mean``.
         grad_diagnostics: log the policy gradient's per-sample variance and SNR (``rlcamp.algos.variance``).
+        run_config: the resolved run config, saved in checkpoints (``rlcamp.utils.build.build`` passes it).
     """
 
     # ----------------------------------------------------------------- hyperparameters
@@ -66,10 +66,12 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         seed: int = 1,
         stats_window: int = 20,
         grad_diagnostics: bool = False,
+        run_config: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.automatic_optimization = False
-        self.save_hyperparameters(ignore=["env", "network", "optimizer"])  # with every subclass's
+        # with every subclass's arguments
+        self.save_hyperparameters(ignore=["env", "network", "optimizer", "run_config"])
         self.env_factory = env
         self.optimizer_factory = optimizer
         self.validate_hparams()
@@ -87,12 +89,9 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.env_steps = 0
         self.episode_stats = EpisodeStats(window=stats_window)
         self.wall_seconds_before = 0.0  # training time of the run before this (resumed) fit
-        self.run_config: dict[str, Any] | None = None  # the resolved run config, set by rlcamp-train
+        self.run_config = run_config
         self._fit_start = (0.0, 0)  # (perf_counter, env_steps) when this fit began
-        # this rollout's metrics and NaN flags
-        self._train_metrics: list[Metrics] = []
-        self._rollout_metrics: Metrics = {}
-        self._nonfinite_update: torch.Tensor | None = None  # [loss, grad] flags of this rollout's steps
+        self.update_log = UpdateLog()  # this rollout's metrics and NaN flags
         self.last_metrics: dict[str, float] = {}
 
     def validate_hparams(self) -> None:
@@ -180,10 +179,10 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.env_steps += rollout.n_steps * rollout.n_envs * self.world_size
         with torch.no_grad():
             batch = self.process_rollout(rollout)
-        self._rollout_metrics = {"train/explained_variance": explained_variance(batch.values, batch.returns)}
+        self.update_log.rollout["train/explained_variance"] = explained_variance(batch.values, batch.returns)
         if self.hparams.grad_diagnostics:
             metrics = policy_gradient_metrics(self.policy, batch.obs, batch.actions, batch.advantages)
-            self._rollout_metrics.update(metrics)
+            self.update_log.rollout.update(metrics)
         return batch
 
     # ----------------------------------------------------------------- batch
@@ -206,13 +205,13 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         loss, metrics = self.compute_loss(batch)
         self.gradient_step(loss)
-        self._train_metrics.append(metrics)
+        self.update_log.step(metrics)
 
     def gradient_step(self, loss: torch.Tensor) -> None:
         """``θ ← opt(θ, ∇loss)`` after clipping the global gradient norm (PPO detail #11).
 
         A NaN/inf loss or gradient norm is flagged without a device sync and raised once per rollout
-        by :meth:`check_finite_update`, before any checkpoint can store the weights it produced.
+        (``UpdateLog.check_finite``), before any checkpoint can store the weights it produced.
         """
         optimizer = self.optimizers(use_pl_optimizer=False)
         optimizer.zero_grad(set_to_none=True)
@@ -224,9 +223,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         """Clip the global gradient norm to ``max_grad_norm`` and flag a non-finite loss or norm."""
         max_norm = self.hparams.max_grad_norm if self.hparams.max_grad_norm is not None else math.inf
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm, foreach=True)
-        nonfinite = ~torch.isfinite(torch.stack([loss.detach().float(), grad_norm.float()]))
-        first = self._nonfinite_update  # keep the flags of the first bad step: it names the cause
-        self._nonfinite_update = nonfinite if first is None else torch.where(first.any(), first, nonfinite)
+        self.update_log.flag(loss, grad_norm)
 
     def optimized_parameters(self) -> list[torch.nn.Parameter]:
         """What the configured optimizer steps: every parameter (NPG/TRPO: the critic's only)."""
@@ -249,9 +246,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     def on_train_epoch_end(self) -> None:
         """Step the LR schedule, log one row of metrics at ``env_steps``, stop at the budget."""
-        optimizer = self.optimizers(use_pl_optimizer=False)
-        metrics = self.rollout_metrics(optimizer.param_groups[0]["lr"])
-        self._train_metrics = []
+        metrics = self.rollout_metrics(self.optimizers(use_pl_optimizer=False).param_groups[0]["lr"])
         schedulers = self.lr_schedulers()
         if schedulers is not None:
             schedulers.step()
@@ -259,12 +254,13 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.env_steps)
         self.log("rollout/ep_return_mean", metrics["rollout/ep_return_mean"], logger=False, prog_bar=False)
-        self.check_finite_update()
+        where = f"rollout {self.current_epoch + 1} (env step {self.env_steps})"
+        self.update_log.check_finite(self.parameters(), where)  # before the checkpoint callback runs
         if self.env_steps >= self.hparams.total_env_steps:
             self.trainer.should_stop = True
 
     def rollout_metrics(self, lr: float) -> dict[str, float]:
-        """Means of the minibatch metrics plus rollout statistics, as Python floats."""
+        """Rollout statistics plus the update's metrics (``UpdateLog.row``), as Python floats."""
         stats, (start, start_steps) = self.episode_stats, self._fit_start
         metrics: dict[str, float] = {
             "env_steps": float(self.env_steps),
@@ -274,30 +270,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             "time/sps": (self.env_steps - start_steps) / max(time.perf_counter() - start, 1e-9),
             "train/lr": float(lr),
         }
-        for key in dict.fromkeys(k for m in self._train_metrics for k in m):
-            values = torch.stack([m[key] for m in self._train_metrics if key in m])
-            metrics[key] = float(values.float().mean())
-        metrics.update({k: float(v) for k, v in self._rollout_metrics.items()})
-        return metrics
-
-    def check_finite_update(self) -> None:
-        """Raise ``NonFiniteUpdateError`` if this rollout's update met a NaN/inf loss, gradient or weight.
-
-        It runs in ``on_train_epoch_end`` before the checkpoint callback, so the last checkpoint
-        on disk keeps the last finite weights.
-        """
-        flags, self._nonfinite_update = self._nonfinite_update, None
-        bad_loss, bad_grad = flags.tolist() if flags is not None else (False, False)
-        bad_weights = not bool(torch.stack([torch.isfinite(p).all() for p in self.parameters()]).all())
-        if not (bad_loss or bad_grad or bad_weights):
-            return
-        what = "loss" if bad_loss else "gradient" if bad_grad else "weights"
-        raise NonFiniteUpdateError(
-            f"non-finite {what} in the update of rollout {self.current_epoch + 1} "
-            f"(env step {self.env_steps}); "
-            "stopped without checkpointing these weights: lower algo.optimizer.lr, set algo.max_grad_norm "
-            "or env.normalize_reward=true, then resume from the last checkpoint or restart"
-        )
+        return metrics | self.update_log.row()
 
     # ----------------------------------------------------------------- run state and summary
     @property

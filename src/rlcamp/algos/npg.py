@@ -143,4 +143,4 @@ class NPG(OnPolicyAlgorithm):
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         metrics = self.policy_update(batch)
         metrics["train/value_loss"] = self.fit_value(batch)
-        self._train_metrics.append(metrics)
+        self.update_log.step(metrics)

@@ -61,7 +61,7 @@ class PolicyGradient(OnPolicyAlgorithm):
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         """Skip the step when the rollout holds no complete episode (REINFORCE, short ``n_steps``)."""
         if len(batch) == 0:
-            self._train_metrics.append({"train/skipped_update": torch.tensor(1.0)})
+            self.update_log.step({"train/skipped_update": torch.tensor(1.0)})
             return
         super().training_step(batch, batch_idx)
 

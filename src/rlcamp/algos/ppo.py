@@ -117,10 +117,10 @@ class PPO(OnPolicyAlgorithm):
             kl = self.trainer.strategy.reduce(metrics["train/approx_kl"], reduce_op="mean")
             if kl > 1.5 * self.hparams.target_kl:
                 self._update_stopped = True
-                self._train_metrics.append({"train/early_stop": torch.tensor(1.0)})
+                self.update_log.step({"train/early_stop": torch.tensor(1.0)})
                 return
         self.gradient_step(loss)
-        self._train_metrics.append(metrics)
+        self.update_log.step(metrics)
 
 
 class PPOKL(PPO):
@@ -167,8 +167,8 @@ class PPOKL(PPO):
                 log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions)
                 kl = approx_kl(log_prob - batch.log_probs)
             kl = float(self.trainer.strategy.reduce(kl, reduce_op="mean"))
-            self._rollout_metrics["train/kl"] = torch.tensor(kl)
-            self._rollout_metrics["train/kl_coef"] = torch.tensor(self.kl_coef)
+            self.update_log.rollout["train/kl"] = torch.tensor(kl)
+            self.update_log.rollout["train/kl_coef"] = torch.tensor(self.kl_coef)
             if self.hparams.adaptive_kl:
                 self.kl_coef = adapt_kl_coef(self.kl_coef, kl, self.hparams.kl_target)
         super().on_train_epoch_end()

@@ -87,5 +87,5 @@ class REINFORCE(PolicyGradient):
 
     def collect_rollout(self) -> Batch:
         batch = super().collect_rollout()
-        self._rollout_metrics["train/valid_fraction"] = torch.tensor(len(batch) / self.rollout_size)
+        self.update_log.rollout["train/valid_fraction"] = torch.tensor(len(batch) / self.rollout_size)
         return batch

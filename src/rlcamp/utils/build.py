@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 if TYPE_CHECKING:
     from rlcamp.algos.base import OnPolicyAlgorithm
@@ -15,12 +15,13 @@ def build(cfg: DictConfig) -> OnPolicyAlgorithm:
     """Instantiate the algorithm module (with its env recipe and policy network) from ``cfg``.
 
     The algo config is instantiated as a partial and then called, so the env recipe and the
-    network factory reach the module as Python objects rather than being merged into the config.
+    network factory reach the module as Python objects rather than being merged into the config;
+    the module keeps the whole resolved config for its checkpoints.
     """
     env = hydra.utils.instantiate(cfg.env)
     network = hydra.utils.instantiate(cfg.network)
     algo = hydra.utils.instantiate(cfg.algo, _partial_=True)
-    return algo(env=env, network=network)
+    return algo(env=env, network=network, run_config=OmegaConf.to_container(cfg, resolve=True))
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
