@@ -32,7 +32,7 @@ from rlcamp.algos.actor_critic import expected_q, td0_targets
 from rlcamp.algos.losses import explained_variance, value_loss
 from rlcamp.algos.policy_gradient import policy_gradient_loss
 from rlcamp.algos.reinforce import reward_to_go
-from rlcamp.algos.variance import ACTOR_PREFIXES, _LogProb
+from rlcamp.algos.variance import _LogProb
 from rlcamp.envs.factory import VecEnvFactory, final_observations
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.q_critic import QCritic
@@ -301,11 +301,7 @@ def batch_gradients(
     actor's ``P`` parameters, the same ones ``variance.per_sample_policy_gradients`` uses.
     """
     module = _LogProb(policy)
-    params = {
-        name: p.detach()
-        for name, p in module.named_parameters()
-        if name.removeprefix("policy.").startswith(ACTOR_PREFIXES)
-    }
+    params = module.actor_parameters()
     buffers = dict(module.named_buffers())
     _, pullback = vjp(
         lambda theta: functional_call(module, (theta, buffers), (obs, actions), strict=False), params

@@ -43,6 +43,14 @@ class _LogProb(nn.Module):
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         return self.policy.head.log_prob_entropy(self.policy.actor_params(obs), actions)[0]
 
+    def actor_parameters(self) -> dict[str, torch.Tensor]:
+        """The actor's parameters (body and head, not the critic), detached, named for ``functional_call``."""
+        return {
+            name: p.detach()
+            for name, p in self.named_parameters()
+            if name.removeprefix("policy.").startswith(ACTOR_PREFIXES)
+        }
+
 
 def per_sample_policy_gradients(
     policy: ActorCritic,
@@ -53,11 +61,7 @@ def per_sample_policy_gradients(
 ) -> torch.Tensor:
     """``[B, P]``: row ``i`` is ``g_i = ∇_θ log π_θ(a_i|s_i) · Ψ_i`` over the actor's ``P`` parameters."""
     module = _LogProb(policy)
-    params = {
-        name: p.detach()
-        for name, p in module.named_parameters()
-        if name.removeprefix("policy.").startswith(ACTOR_PREFIXES)
-    }
+    params = module.actor_parameters()
     buffers = dict(module.named_buffers())
 
     def weighted_log_prob(
