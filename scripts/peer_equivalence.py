@@ -41,8 +41,6 @@ from typing import Any
 
 import numpy as np
 import scipy.stats
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import get_class
 from omegaconf import DictConfig, open_dict
 
@@ -68,17 +66,10 @@ def parse_seeds(text: str) -> list[int]:
 # ----------------------------------------------------------------------------------------- settings
 def compose_cfg(algo: str, seed: int, budget: int, output_dir: str) -> DictConfig:
     """rlcamp's config for ``algo`` on CartPole (its ``algo_env`` file included), as bench.py composes it."""
-    from rlcamp.train import CONF_DIR
+    from rlcamp.utils.build import compose_config
 
-    GlobalHydra.instance().clear()
     overrides = [f"algo={algo}", "env=cartpole", "logger=csv", "callbacks=none"]
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            config_name="train", overrides=[*overrides, f"seed={seed}", f"total_env_steps={budget}"]
-        )
-    with open_dict(cfg):
-        cfg.paths.output_dir = output_dir
-    return cfg
+    return compose_config([*overrides, f"seed={seed}", f"total_env_steps={budget}"], output_dir)
 
 
 def num_rollouts(cfg: DictConfig) -> int:

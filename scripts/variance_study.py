@@ -29,9 +29,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.algos.bias_variance import (
     StudySettings,
@@ -43,7 +41,8 @@ from rlcamp.algos.bias_variance import (
 from rlcamp.algos.variance import ACTOR_PREFIXES
 from rlcamp.callbacks.snapshots import snapshot_path
 from rlcamp.nn.q_critic import QCritic
-from rlcamp.train import CONF_DIR, train
+from rlcamp.train import train
+from rlcamp.utils.build import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES = ROOT / "docs" / "figures"
@@ -55,12 +54,7 @@ STAGES = ("early", "middle", "late")
 
 def compose_study(overrides: list[str], output_dir: Path) -> DictConfig:
     """``conf/train.yaml`` with ``experiment=variance_study`` and ``overrides``, writing to ``output_dir``."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["experiment=variance_study", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+    return compose_config(["experiment=variance_study", *overrides], output_dir)
 
 
 def train_snapshots(cfg: DictConfig) -> list[Path]:

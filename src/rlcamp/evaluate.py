@@ -26,8 +26,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.utils.build import CONF_DIR
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger(__name__)
 
 

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import Checkpoint
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS
-from rlcamp.utils.build import build, instantiate_group
+from rlcamp.utils.build import CONF_DIR, build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
 from rlcamp.utils.summary import print_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
@@ -31,7 +31,6 @@ from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
 __all__ = ["build", "main", "run_job", "train"]
 
-CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 log = logging.getLogger(__name__)
 
 

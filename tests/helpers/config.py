@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict
 
-from rlcamp.train import CONF_DIR
+from rlcamp.utils.build import CONF_DIR, compose_config
 
 
 def compose_train(overrides: list[str], output_dir: Path | str) -> DictConfig:
     """``conf/train.yaml`` + overrides, with outputs in ``output_dir`` and no progress bar."""
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+    cfg = compose_config(overrides, output_dir)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
         if cfg.get("callbacks") and "progress" in cfg.callbacks:
             cfg.callbacks.progress = None
     return cfg

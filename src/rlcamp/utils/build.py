@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 if TYPE_CHECKING:
     from rlcamp.algos.base import OnPolicyAlgorithm
+
+CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
+
+
+def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
+    """``conf/train.yaml`` + ``overrides`` composed outside a Hydra app (scripts, tests), writing to
+    ``output_dir``: the config ``rlcamp-train`` would run with those overrides."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
 
 
 def build(cfg: DictConfig) -> OnPolicyAlgorithm:
