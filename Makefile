@@ -12,7 +12,7 @@ TORCH_PIP_ARGS ?=
 EXTRAS ?= dev,mujoco
 ARGS ?=
 
-.PHONY: help install train test test-fast bench lint format clean clean-logs
+.PHONY: help install train test test-fast bench zoo lint format clean clean-logs
 
 help: ## show this help
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ test-fast: install ## the tests not marked slow
 #   make install EXTRAS=dev,mujoco,bench
 bench: install ## throughput and time-to-solve benchmark (run alone: it measures wall time)
 	$(BIN)/python scripts/bench.py $(ARGS)
+
+zoo: install ## the table of docs/zoo.md: its missing runs, then the table (ARGS="--jobs 2"; ARGS=--report)
+	$(BIN)/python scripts/zoo.py $(ARGS)
 
 lint: install ## ruff check
 	$(BIN)/ruff check src tests scripts
