@@ -60,6 +60,12 @@ def test_the_multirun_sweeps_env_first_then_the_algos_and_ten_seeds():
     assert [int(s) for s in zoo.sweep_values("seed", params.seed)] == list(range(1, 11))
 
 
+def test_the_multirun_composes_for_slurm():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs hydra-submitit-launcher")
+    cfg = compose_train("experiment=zoo", "hydra/launcher=slurm", "algo=reinforce", "algo.baseline=none")
+    assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.algo.baseline == "none"
+
+
 def test_the_experiment_sets_nothing_an_algorithm_reads_but_the_budget():
     experiment = OmegaConf.load(ROOT / "conf" / "experiment" / "zoo.yaml")
     assert set(experiment) == {"defaults", "task_name", "tags", "total_env_steps", "zoo", "hydra"}
@@ -81,6 +87,12 @@ def test_every_row_gets_the_envs_budget_and_its_folder(env):
             assert cfg.zoo.row == row
             assert Path(cfg.hydra.run.dir) == zoo.Run(row, env, 7).folder(Path("logs") / "zoo")
             assert Path(cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir) == Path(cfg.hydra.run.dir)
+
+
+def test_the_budget_is_looked_up_by_the_envs_id():
+    changed = "zoo.budgets.Acrobot-v1=12345"
+    assert compose_train("experiment=zoo", "env=acrobot", changed).total_env_steps == 12345
+    assert compose_train("experiment=zoo", "env=cartpole", changed).total_env_steps == 100_000
 
 
 def test_every_row_keeps_its_shipped_mujoco_settings():
