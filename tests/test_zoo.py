@@ -20,7 +20,8 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf
 
 from rlcamp.errors import ConfigError
-from rlcamp.train import CONF_DIR
+from rlcamp.utils.build import CONF_DIR
+from tests.helpers.config import compose_train
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("zoo", ROOT / "scripts" / "zoo.py")
@@ -37,7 +38,9 @@ BUDGETS = {
 THRESHOLDS = {"CartPole-v1": 475, "Acrobot-v1": -100, "Pendulum-v1": -200, "InvertedPendulum-v5": 950}
 
 
-def compose_train(*overrides: str):
+def compose_hydra(*overrides: str):
+    """The composed config with its ``hydra`` node (sweeper, run dir, group choices), which
+    ``tests.helpers.config.compose_train`` leaves out."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         return compose("train", overrides=list(overrides), return_hydra_config=True)
@@ -52,7 +55,7 @@ def test_the_protocol_is_the_experiments_grid():
 
 
 def test_the_multirun_sweeps_env_first_then_the_algos_and_ten_seeds():
-    cfg = compose_train("experiment=zoo")
+    cfg = compose_hydra("experiment=zoo")
     assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.logger == {} and cfg.callbacks == {}
     params = cfg.hydra.sweeper.params
     assert list(params) == ["env", "algo", "seed"]
@@ -62,7 +65,7 @@ def test_the_multirun_sweeps_env_first_then_the_algos_and_ten_seeds():
 
 def test_the_multirun_composes_for_slurm():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="needs hydra-submitit-launcher")
-    cfg = compose_train("experiment=zoo", "hydra/launcher=slurm", "algo=reinforce", "algo.baseline=none")
+    cfg = compose_hydra("experiment=zoo", "hydra/launcher=slurm", "algo=reinforce", "algo.baseline=none")
     assert cfg.hydra.launcher._target_.endswith("SlurmLauncher") and cfg.algo.baseline == "none"
 
 
@@ -89,10 +92,10 @@ def test_every_row_gets_the_envs_budget_and_its_folder(env):
             assert Path(cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir) == Path(cfg.hydra.run.dir)
 
 
-def test_the_budget_is_looked_up_by_the_envs_id():
+def test_the_budget_is_looked_up_by_the_envs_id(tmp_path):
     changed = "zoo.budgets.Acrobot-v1=12345"
-    assert compose_train("experiment=zoo", "env=acrobot", changed).total_env_steps == 12345
-    assert compose_train("experiment=zoo", "env=cartpole", changed).total_env_steps == 100_000
+    assert compose_train(["experiment=zoo", "env=acrobot", changed], tmp_path).total_env_steps == 12345
+    assert compose_train(["experiment=zoo", "env=cartpole", changed], tmp_path).total_env_steps == 100_000
 
 
 def test_every_row_keeps_its_shipped_mujoco_settings():
@@ -110,9 +113,10 @@ def test_every_row_keeps_its_shipped_mujoco_settings():
                 assert zoo_node == plain_node, (row, node)
 
 
-def test_the_rows_reinforce_baselines():
-    assert compose_train("experiment=zoo", *zoo.ROWS["reinforce"]).algo.baseline == "value"
-    assert compose_train("experiment=zoo", *zoo.ROWS["reinforce_no_baseline"]).algo.baseline == "none"
+def test_the_rows_reinforce_baselines(tmp_path):
+    assert compose_train(["experiment=zoo", *zoo.ROWS["reinforce"]], tmp_path).algo.baseline == "value"
+    no_baseline = compose_train(["experiment=zoo", *zoo.ROWS["reinforce_no_baseline"]], tmp_path)
+    assert no_baseline.algo.baseline == "none"
 
 
 def write_summary(
