@@ -9,7 +9,9 @@ every number by 1.1-2.2x):
 2. the raw vector-env step rate with random actions on the same envs (same wrappers, same
    ``n_envs``) and the ratio training/raw;
 3. the wall-clock time the default run (tuned CartPole) takes to first reach a mean return of 475;
-4. with ``--sb3`` and stable-baselines3 importable, SB3's PPO at the same settings, side by side.
+4. with ``--sb3`` and stable-baselines3 importable, SB3's PPO at the same settings, side by side;
+5. with EnvPool importable, gymnasium vs EnvPool (``env.backend``) on CartPole-v1 and Hopper-v5: 1. and
+   2. again for each backend, the two interleaved seed by seed (``--backends-only``: this section alone).
 
 One torch thread throughout; each figure is the median of ``--repeats`` runs.
 """
@@ -17,6 +19,7 @@ One torch thread throughout; each figure is the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
@@ -40,6 +43,8 @@ from rlcamp.train import CONF_DIR, train
 
 CARTPOLE_CLEANRL = ["~algo_env", "env=cartpole"]
 HOPPER_PAPER = ["env=hopper"]
+BACKENDS = ("gymnasium", "envpool")
+BACKEND_HEADER = ["setting", "backend", "PPO train steps/s", "raw env steps/s", "vs gymnasium (train / raw)"]
 SOLVED = 475.0
 
 
@@ -190,6 +195,43 @@ def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
 
+def backend_rows(
+    cases: list[tuple], seeds: list[int], tmp: str, results: dict[str, float]
+) -> list[list[str]]:
+    """PPO training and raw env steps/s of each case on gymnasium and on EnvPool, same settings."""
+    rows = []
+    for label, overrides, steps, env_id, _ in cases:
+        figures: dict[str, dict[str, list[float]]] = {b: {"train": [], "env": []} for b in BACKENDS}
+        for seed in seeds:  # interleaved, so that a change in the machine's load hits both backends
+            for backend in BACKENDS:
+                backend_overrides = [*overrides, f"env.backend={backend}"]
+                figures[backend]["train"].append(train_sps(backend_overrides, steps, seed, tmp))
+                figures[backend]["env"].append(env_sps(backend_overrides, min(steps, 50_000), seed, tmp))
+        key = env_id.split("-")[0].lower()
+        base = {kind: median(figures["gymnasium"][kind]) for kind in ("train", "env")}
+        for backend in BACKENDS:
+            train, raw = (median(figures[backend][kind]) for kind in ("train", "env"))
+            results[f"{key}_{backend}_train_sps"], results[f"{key}_{backend}_env_sps"] = train, raw
+            rows.append(
+                [
+                    label,
+                    backend,
+                    f"{train:,.0f}",
+                    f"{raw:,.0f}",
+                    f"{train / base['train']:.2f}x / {raw / base['env']:.2f}x",
+                ]
+            )
+            print(f"  measured {label} on {backend}: train {train:,.0f}/s, env {raw:,.0f}/s", file=sys.stderr)
+    return rows
+
+
+def print_table(header: list[str], rows: list[list[str]]) -> None:
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -197,6 +239,7 @@ def main() -> None:
     parser.add_argument("--hopper-steps", type=int, default=20_480)
     parser.add_argument("--sb3", action="store_true", help="also time stable-baselines3 PPO (if installed)")
     parser.add_argument("--skip-hopper", action="store_true")
+    parser.add_argument("--backends-only", action="store_true", help="only gymnasium vs EnvPool (section 5)")
     parser.add_argument("--json", type=Path, help="write the figures as JSON here")
     args = parser.parse_args()
 
@@ -214,6 +257,24 @@ def main() -> None:
     ]
     if not args.skip_hopper:
         cases.append(("Hopper-v5 (PPO paper settings)", HOPPER_PAPER, args.hopper_steps, "Hopper-v5", False))
+    if importlib.util.find_spec("envpool") is None:
+        print(
+            "EnvPool is not installed (pip install -e '.[envpool]'): no gymnasium vs EnvPool rows",
+            file=sys.stderr,
+        )
+        backend_table = []
+    else:
+        backend_table = backend_rows(cases, seeds, tmp, results)
+    if args.backends_only:
+        print_table(
+            ["setting", "backend", "PPO train steps/s", "raw env steps/s", "vs gymnasium"], backend_table
+        )
+        print(
+            f"torch {torch.__version__}, 1 thread, numpy {np.__version__}, repeats {args.repeats} (medians)"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2) + "\n")
+        return
     for label, overrides, steps, env_id, cleanrl in cases:
         ours = median([train_sps(overrides, steps, s, tmp) for s in seeds])
         raw = median([env_sps(overrides, min(steps, 50_000), s, tmp) for s in seeds])
@@ -240,10 +301,12 @@ def main() -> None:
     header = ["setting", "PPO train steps/s", "raw env steps/s", "train/raw"] + (
         ["SB3 PPO steps/s (ours/SB3)"] if args.sb3 else []
     )
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print_table(header, rows)
+    if backend_table:
+        print()
+        print_table(
+            ["setting", "backend", "PPO train steps/s", "raw env steps/s", "vs gymnasium"], backend_table
+        )
     print(
         f"\nDefault run (tuned CartPole): mean return {SOLVED:.0f} reached in "
         f"{results['solve_seconds']:.1f} s (median over {len(solved)}/{len(seeds)} seeds that reached it), "

@@ -1,4 +1,4 @@
-"""Build seeded gymnasium vector envs from a config.
+"""Build seeded vector envs from a config: gymnasium's (the default) or EnvPool's (``env.backend``).
 
 Every vector env uses gymnasium's SAME_STEP autoreset: the step that ends an episode returns the
 first observation of the next one, and the last observation of the finished episode sits in
@@ -18,8 +18,10 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 
+from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
 from rlcamp.errors import EnvError
 
+BACKENDS = ("gymnasium", "envpool")
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
 
 
@@ -88,9 +90,12 @@ class VecEnvFactory:
 
     Observation normalization and reward scaling are done by the rollout collector, not here,
     so their statistics live in the LightningModule's state and travel with the checkpoint.
+    ``backend="envpool"`` builds the vector env from EnvPool (``rlcamp.envs.envpool``) behind the
+    same interface and wrappers; ``env_fn`` (evaluation, videos) stays gymnasium's single env.
     """
 
     id: str
+    backend: str = "gymnasium"
     n_envs: int = 1
     vectorization: str = "sync"
     normalize_obs: bool = False
@@ -108,6 +113,17 @@ class VecEnvFactory:
             raise EnvError(f"env.vectorization={self.vectorization!r}: use 'sync' or 'async'")
         if self.nan_policy not in ("raise", "terminate"):
             raise EnvError(f"env.nan_policy={self.nan_policy!r}: use 'raise' or 'terminate'")
+        if self.backend not in BACKENDS:
+            raise EnvError(f"env.backend={self.backend!r}: use 'gymnasium' or 'envpool'")
+        if self.backend == "envpool":
+            envpool_task_id(self.id)
+            import_envpool()
+            if self.vectorization != "sync":
+                raise EnvError(
+                    "env.vectorization=async with env.backend=envpool: EnvPool steps its sub-envs in its "
+                    "own threads; use env.vectorization=sync"
+                )
+            check_envpool_kwargs(self.id, self.kwargs)
 
     def env_fn(self, render_mode: str | None = None) -> Callable[[], gym.Env]:
         """A thunk that makes one sub-env (what gymnasium's vector envs take)."""
@@ -118,6 +134,11 @@ class VecEnvFactory:
 
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         """Observation and action space of one sub-env, from a throwaway instance."""
+        if self.backend == "envpool":
+            pool = self._envpool(seed=0, n=1)
+            pool.close()
+            check_action_space(self.id, pool.single_action_space)
+            return pool.single_observation_space, pool.single_action_space
         env = self.env_fn()()
         try:
             return env.observation_space, env.action_space
@@ -132,13 +153,21 @@ class VecEnvFactory:
         until the next step (the collector copies what it keeps).
         """
         n = n_envs or self.n_envs
-        vec_cls = SyncVectorEnv if self.vectorization == "sync" else AsyncVectorEnv
-        env = vec_cls([self.env_fn() for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP, copy=False)
+        if self.backend == "envpool":
+            env = self._envpool(seed, n)
+        else:
+            vec_cls = SyncVectorEnv if self.vectorization == "sync" else AsyncVectorEnv
+            env = vec_cls(
+                [self.env_fn() for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP, copy=False
+            )
         env = RecordEpisodeStatistics(env, buffer_length=100)
         if isinstance(env.single_action_space, gym.spaces.Box):
             env = ClipAction(env)
         env.action_space.seed(seed)
         return env
+
+    def _envpool(self, seed: int, n: int) -> EnvPoolVectorEnv:
+        return EnvPoolVectorEnv(self.id, n, seed, self.max_episode_steps, self.kwargs)
 
 
 def final_observations(info: dict[str, Any], mask: np.ndarray) -> np.ndarray:
