@@ -27,6 +27,7 @@ import statistics
 import sys
 import time
 import warnings
+from importlib.metadata import version
 from pathlib import Path
 
 os.environ.setdefault("MUJOCO_GL", "egl")
@@ -258,20 +259,13 @@ def main() -> None:
     if not args.skip_hopper:
         cases.append(("Hopper-v5 (PPO paper settings)", HOPPER_PAPER, args.hopper_steps, "Hopper-v5", False))
     if importlib.util.find_spec("envpool") is None:
-        print(
-            "EnvPool is not installed (pip install -e '.[envpool]'): no gymnasium vs EnvPool rows",
-            file=sys.stderr,
-        )
+        print("no gymnasium vs EnvPool rows: pip install -e '.[envpool]'", file=sys.stderr)
         backend_table = []
     else:
         backend_table = backend_rows(cases, seeds, tmp, results)
     if args.backends_only:
-        print_table(
-            ["setting", "backend", "PPO train steps/s", "raw env steps/s", "vs gymnasium"], backend_table
-        )
-        print(
-            f"torch {torch.__version__}, 1 thread, numpy {np.__version__}, repeats {args.repeats} (medians)"
-        )
+        print_table(BACKEND_HEADER, backend_table)
+        print(f"torch {torch.__version__}, envpool {version('envpool')}, 1 thread, repeats {args.repeats}")
         if args.json:
             args.json.write_text(json.dumps(results, indent=2) + "\n")
         return
@@ -304,9 +298,7 @@ def main() -> None:
     print_table(header, rows)
     if backend_table:
         print()
-        print_table(
-            ["setting", "backend", "PPO train steps/s", "raw env steps/s", "vs gymnasium"], backend_table
-        )
+        print_table(BACKEND_HEADER, backend_table)
     print(
         f"\nDefault run (tuned CartPole): mean return {SOLVED:.0f} reached in "
         f"{results['solve_seconds']:.1f} s (median over {len(solved)}/{len(seeds)} seeds that reached it), "

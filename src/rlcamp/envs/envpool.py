@@ -7,7 +7,7 @@ that ``EnvPoolVectorEnv`` hides, so the collector and every algorithm run unchan
   that ends an episode resets the finished sub-envs at once with ``reset(env_id=...)`` and returns
   their first observation, with the last one in ``info["final_obs"]`` (gymnasium's SAME_STEP).
   ``reset(env_id)`` was measured against the alternative, stepping the finished sub-envs once more
-  (EnvPool's own reset step): see docs/gymnasium.md, "EnvPool".
+  (EnvPool's own reset step): see docs/operations.md, "EnvPool backend".
 - **Seeding.** EnvPool seeds its sub-envs when the pool is built. Sub-env ``i`` gets
   ``env_seed[i] = seed + i`` (EnvPool's own ``std::mt19937`` seeded with that integer), the same
   integers as gymnasium's ``reset(seed=seed)``; the random streams differ, the distributions do not.
