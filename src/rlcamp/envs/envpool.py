@@ -152,12 +152,11 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
         seed: int,
         max_episode_steps: int | None = None,
         kwargs: dict[str, Any] | None = None,
-        num_threads: int = 0,
     ) -> None:
         check_envpool_kwargs(env_id, dict(kwargs or {}))
         self.env_id, self.task_id = env_id, envpool_task_id(env_id)
         self.num_envs = num_envs
-        self._options = dict(kwargs or {}, num_threads=num_threads)
+        self._options = dict(kwargs or {})  # EnvPool's own threads (num_threads=0: it picks)
         if max_episode_steps is not None:
             self._options["max_episode_steps"] = max_episode_steps
         self._pool = self._build(seed)
