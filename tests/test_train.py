@@ -72,3 +72,22 @@ def test_cli_run_directory_layout(tmp_path):
         assert (run_dir / name).exists(), name
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 512
     assert Path(run_dir).name[:4].isdigit()
+
+
+def test_lightning_callbacks_can_monitor_the_return(make_cfg):
+    """``rollout/ep_return_mean`` reaches ``trainer.callback_metrics`` every rollout, so Lightning's
+    ``EarlyStopping(monitor=...)`` can end a run (here at a return a random policy already reaches)."""
+    stop = "+callbacks.stop"
+    cfg = make_cfg(
+        "total_env_steps=8192",
+        f"{stop}._target_=pytorch_lightning.callbacks.EarlyStopping",
+        f"{stop}.monitor=rollout/ep_return_mean",
+        f"{stop}.mode=max",
+        f"{stop}.stopping_threshold=15",
+        f"{stop}.check_on_train_epoch_end=true",
+    )
+    summary, module = train(cfg)
+    assert summary["env_steps"] < 8192 and summary["ep_return_mean"] >= 15
+    assert float(module.trainer.callback_metrics["rollout/ep_return_mean"]) == pytest.approx(
+        summary["ep_return_mean"]
+    )

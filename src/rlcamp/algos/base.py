@@ -253,7 +253,10 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.last_metrics = metrics
         for logger in self.loggers:
             logger.log_metrics(metrics, step=self.env_steps)
-        self.log("rollout/ep_return_mean", metrics["rollout/ep_return_mean"], logger=False, prog_bar=False)
+        # for callbacks that monitor it (ModelCheckpoint, EarlyStopping); not self.log, which costs
+        # ~2.5 ms a call here (a torchmetrics .to per call): 8-13% of a CartPole run's time
+        monitored = torch.tensor(metrics["rollout/ep_return_mean"])
+        self.trainer.callback_metrics["rollout/ep_return_mean"] = monitored
         where = f"rollout {self.current_epoch + 1} (env step {self.env_steps})"
         self.update_log.check_finite(self.parameters(), where)  # before the checkpoint callback runs
         if self.env_steps >= self.hparams.total_env_steps:
