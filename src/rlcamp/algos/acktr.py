@@ -73,11 +73,12 @@ class ACKTR(A2C):
         return self.policy.head(features), self.policy.value_head(features).squeeze(-1)
 
     def update_curvature(self, obs: torch.Tensor) -> None:
-        """Fold this rollout's sampled Fisher into the K-FAC factors ``A, G`` of every layer."""
+        """Fold this rollout's sampled Fisher, averaged over ranks, into the K-FAC factors ``A, G``."""
         with self.kfac.capture() as capture:
             params, values = self.actor_and_values(obs)
         dist = self.policy.head.distribution(params)
-        self.kfac.update_factors(capture, policy_fisher_loss(dist) + value_fisher_loss(values), False)
+        fisher_loss = policy_fisher_loss(dist) + value_fisher_loss(values)
+        self.kfac.update_factors(capture, fisher_loss, False, reduce=self.all_ranks_mean)
 
     def gradient_step(self, loss: torch.Tensor) -> None:
         """``θ ← SGD(θ, s·η)``: the A2C gradient replaced by the KL-scaled natural gradient."""

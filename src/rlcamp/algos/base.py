@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -91,6 +92,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.wall_seconds_before = 0.0  # training time of the run before this (resumed) fit
         self.run_config = run_config
         self._fit_start = (0.0, 0)  # (perf_counter, env_steps) when this fit began
+        self._rollout_start_steps = 0  # env_steps (all ranks) before the rollout in progress
         self.update_log = UpdateLog()  # this rollout's metrics and NaN flags
         self.last_metrics: dict[str, float] = {}
 
@@ -127,6 +129,16 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def world_size(self) -> int:
         return self.trainer.world_size if self._trainer is not None else 1
 
+    def all_ranks_mean(self, tensor: torch.Tensor) -> torch.Tensor:
+        """The mean of ``tensor`` over ranks (``tensor`` itself on one rank), the same on every rank.
+
+        Every decision that changes what or how many optimizer steps a rank takes goes through it,
+        so ranks never diverge nor wait on each other's collectives (Lightning #9851).
+        """
+        if self.world_size == 1:
+            return tensor
+        return self.trainer.strategy.reduce(tensor.detach().clone(), reduce_op="mean")
+
     @property
     def num_rollouts(self) -> int:
         """Rollouts needed to spend ``total_env_steps`` across all ranks."""
@@ -136,15 +148,26 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def batches_per_rollout(self) -> int:
         return self.hparams.update_epochs * self.hparams.n_minibatches
 
+    def annealing_factor(self, env_steps: int) -> float:
+        """``1 - k / K`` with ``k = env_steps / (rollout_size · world_size)`` rollouts done of ``K``.
+
+        Counted in env steps rather than Lightning epochs, so a run resumed on another world size
+        continues the schedule where its budget stands (on one world size ``k`` is the epoch).
+        """
+        done = env_steps / (self.rollout_size * self.world_size)
+        return max(1.0 - done / self.num_rollouts, 0.0)
+
     @property
     def progress_remaining(self) -> float:
-        """``1 - k / K`` at rollout ``k`` of ``K``: the linear annealing factor."""
-        return max(1.0 - self.current_epoch / self.num_rollouts, 0.0)
+        """The annealing factor of the rollout in progress (its env steps not yet counted)."""
+        return self.annealing_factor(self._rollout_start_steps)
 
     # ----------------------------------------------------------------- rollout
     def setup(self, stage: str) -> None:
         if self.collector is not None:  # a resumed fit sets up once
             return
+        if self.world_size > 1:
+            self.setup_ranks()
         seed = self.hparams.seed + self.global_rank * self.env_factory.n_envs
         self.collector = RolloutCollector(
             self.env_factory(seed=seed),
@@ -156,6 +179,24 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             env_id=self.env_factory.id,
             nan_policy=self.env_factory.nan_policy,
         )
+
+    def setup_ranks(self) -> None:
+        """Several ranks: merge normalization statistics over ranks; rank ``r > 0`` draws its own noise.
+
+        Rank 0 keeps the single-process random stream; rank ``r`` reseeds from ``(seed, r)``
+        (weights need no care: DDP broadcasts rank 0's at wrap time).
+        """
+        gather = self.trainer.strategy.all_gather
+        for normalizer in (self.policy.obs_normalizer, self.reward_scaler):
+            if normalizer is not None:
+                normalizer.rms.gather = gather
+        if self.global_rank > 0:
+            pl.seed_everything(self.rank_seed(), verbose=False)
+
+    def rank_seed(self, *salt: int) -> int:
+        """A seed of this rank's random streams, from ``(seed, rank, *salt)``."""
+        sequence = np.random.SeedSequence([self.hparams.seed, self.global_rank, *salt])
+        return int(sequence.generate_state(1)[0])
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:
@@ -176,6 +217,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.policy.eval()
         rollout = self.collector.collect(self.policy)
         self.policy.train()
+        self._rollout_start_steps = self.env_steps
         self.env_steps += rollout.n_steps * rollout.n_envs * self.world_size
         with torch.no_grad():
             batch = self.process_rollout(rollout)
@@ -233,14 +275,14 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         optimizer = self.optimizer_factory(params=self.optimized_parameters())
         if not self.hparams.anneal_lr:
             return optimizer
-        schedule = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda k: max(1.0 - k / self.num_rollouts, 0.0)
-        )
+        # stepped after each rollout's env steps are counted: the factor of the next rollout
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.annealing_factor(self.env_steps))
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
     # ----------------------------------------------------------------- log
     def on_train_start(self) -> None:
         self._fit_start = (time.perf_counter(), self.env_steps)
+        self._rollout_start_steps = self.env_steps
         if self.collector is not None:  # a resumed run's env steps continue from the checkpoint's
             self.collector.steps_done = self.env_steps // self.world_size
 
@@ -273,7 +315,24 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             "time/sps": (self.env_steps - start_steps) / max(time.perf_counter() - start, 1e-9),
             "train/lr": float(lr),
         }
+        if self.world_size > 1:
+            metrics |= self.all_ranks_episode_metrics(metrics["time/sps"])
         return metrics | self.update_log.row()
+
+    def all_ranks_episode_metrics(self, sps: float) -> dict[str, float]:
+        """Episode statistics over every rank's window, the episode count of all ranks, and the
+        slowest rank's steps/s (``env_steps`` already counts every rank): one all-reduce."""
+        stats = self.episode_stats
+        local = [sum(stats.returns), sum(stats.lengths), len(stats.returns), stats.episodes, -sps]
+        sums = self.trainer.strategy.reduce(torch.tensor(local, dtype=torch.float64), reduce_op="sum")
+        returns, lengths, finished, episodes, _ = sums.tolist()
+        slowest = -float(self.trainer.strategy.reduce(torch.tensor(-sps, dtype=torch.float64), reduce_op="max"))
+        return {
+            "rollout/ep_return_mean": returns / finished if finished else float("nan"),
+            "rollout/ep_len_mean": lengths / finished if finished else float("nan"),
+            "rollout/episodes": episodes,
+            "time/sps": slowest,
+        }
 
     # ----------------------------------------------------------------- run state and summary
     @property
@@ -287,6 +346,22 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_run_state(self, checkpoint)
 
+    def handoff_state(self) -> dict[str, Any]:
+        """What ``summary()`` reads, as plain data: returned by a fork/spawn rank 0 to the main process
+        (``rlcamp.utils.distributed.RunStateLauncher``)."""
+        return {
+            "env_steps": self.env_steps,
+            "episode_stats": self.episode_stats.state(),
+            "wall_seconds": self.wall_seconds,
+            "last_metrics": dict(self.last_metrics),
+        }
+
+    def load_handoff_state(self, state: dict[str, Any]) -> None:
+        self.env_steps = int(state["env_steps"])
+        self.episode_stats.load_state(state["episode_stats"])
+        self.wall_seconds_before, self._fit_start = float(state["wall_seconds"]), (time.perf_counter(), 0)
+        self.last_metrics = dict(state["last_metrics"])
+
     def summary(self) -> dict[str, Any]:
         """The run's outcome, for ``summary.json`` and the end-of-run table."""
         wall = self.wall_seconds
@@ -294,7 +369,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             "algo": type(self).__name__.lower(),
             "env_id": self.env_factory.id,
             "env_steps": self.env_steps,
-            "episodes": self.episode_stats.episodes,
+            "episodes": int(self.last_metrics.get("rollout/episodes", self.episode_stats.episodes)),
             "ep_return_mean": self.last_metrics.get("rollout/ep_return_mean"),
             "eval_return_mean": self.last_metrics.get("eval/return_mean"),
             "wall_seconds": wall,

@@ -102,11 +102,12 @@ class NPG(OnPolicyAlgorithm):
         return -surrogate, {"train/entropy": entropy.mean().detach()}
 
     def surrogate_and_kl(self, batch: Batch, old: PolicySnapshot) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(L(θ), D̄_KL(θ_old, θ))`` at the current parameters."""
+        """``(L(θ), D̄_KL(θ_old, θ))`` at the current parameters, averaged over ranks (TRPO's line
+        search decides on them)."""
         log_prob, _ = self.policy.head.log_prob_entropy(self.policy.actor_params(batch.obs), batch.actions)
-        return importance_surrogate(log_prob, batch.log_probs, batch.advantages), mean_kl(
-            self.policy, batch.obs, old
-        )
+        surrogate = importance_surrogate(log_prob, batch.log_probs, batch.advantages)
+        both = self.all_ranks_mean(torch.stack([surrogate, mean_kl(self.policy, batch.obs, old)]))
+        return both[0], both[1]
 
     def apply_step(self, batch: Batch, old: PolicySnapshot, step: torch.Tensor) -> Metrics:
         """NPG takes the full step ``Δ``; TRPO overrides this with its line search."""
@@ -118,12 +119,20 @@ class NPG(OnPolicyAlgorithm):
         return {"train/approx_kl": kl, "train/surrogate_gain": surrogate - surrogate_old}
 
     def policy_update(self, batch: Batch) -> Metrics:
-        """``g = ∇L(θ_old)``, ``Δ = natural_step(g, F·)`` and the step itself."""
+        """``g = ∇L(θ_old)``, ``Δ = natural_step(g, F·)`` and the step itself.
+
+        ``g`` and every product ``F·v`` are averaged over ranks (DDP does not sync
+        ``torch.autograd.grad``), so every rank solves the same system and takes the same step.
+        """
         params = self.actor_parameters()
         old = snapshot(self.policy, batch.obs)
         loss, metrics = self.compute_loss(batch)
-        grad = -flat_grad(loss, params)
-        fvp = fisher_vector_product(mean_kl(self.policy, batch.obs, old), params, self.hparams.cg_damping)
+        grad = self.all_ranks_mean(-flat_grad(loss, params))
+        local_fvp = fisher_vector_product(mean_kl(self.policy, batch.obs, old), params, self.hparams.cg_damping)
+
+        def fvp(vector: torch.Tensor) -> torch.Tensor:
+            return self.all_ranks_mean(local_fvp(vector))
+
         step, expected = natural_step(grad, fvp, self.hparams.max_kl, self.hparams.cg_iters)
         metrics.update(self.apply_step(batch, old, step))
         metrics["train/policy_loss"] = loss.detach()

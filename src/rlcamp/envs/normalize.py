@@ -6,25 +6,41 @@ frozen at evaluation simply by not calling ``update``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
 
 class RunningMeanStd(nn.Module):
-    """Mean and variance of a stream of batches (Chan et al.'s parallel update)."""
+    """Mean and variance of a stream of batches (Chan et al.'s parallel update).
+
+    With several ranks, ``gather`` (set by the algorithm: Lightning's ``strategy.all_gather``)
+    stacks every rank's batch moments and each rank merges them all in rank order, so the
+    statistics are those of all ranks' batches together and the same on every rank.
+    """
 
     def __init__(self, shape: tuple[int, ...] = (), epsilon: float = 1e-4) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
         self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
         self.register_buffer("count", torch.tensor(epsilon, dtype=torch.float64))
+        self.gather: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
-        """Merge a batch ``[B, *shape]``: m = m + δ·n_b/n, M2 = M2_a + M2_b + δ²·n_a·n_b/n."""
+        """Merge a batch ``[B, *shape]`` (every rank's batch when ``gather`` is set)."""
         batch = batch.to(torch.float64)
-        n_b = batch.shape[0]
         batch_mean, batch_var = batch.mean(0), batch.var(0, unbiased=False)
+        if self.gather is None:
+            self.merge(batch.shape[0], batch_mean, batch_var)
+            return
+        n_b = torch.full_like(batch_mean, float(batch.shape[0]))
+        for n, mean, var in self.gather(torch.stack([n_b, batch_mean, batch_var])):
+            self.merge(n.reshape(-1)[0], mean, var)
+
+    def merge(self, n_b: int | torch.Tensor, batch_mean: torch.Tensor, batch_var: torch.Tensor) -> None:
+        """m = m + δ·n_b/n, M2 = M2_a + M2_b + δ²·n_a·n_b/n with δ = m_b - m_a, n = n_a + n_b."""
         delta = batch_mean - self.mean
         total = self.count + n_b
         m2 = self.var * self.count + batch_var * n_b + delta.square() * self.count * n_b / total

@@ -40,7 +40,7 @@ One ACKTR update (a single forward serves the Fisher pass and the training loss)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -286,9 +286,16 @@ class KFAC:
             yield capture
 
     def update_factors(
-        self, capture: FisherCapture, fisher_loss: torch.Tensor, retain_graph: bool = True
+        self,
+        capture: FisherCapture,
+        fisher_loss: torch.Tensor,
+        retain_graph: bool = True,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         """Fold one batch into the running ``A`` and ``G`` (``fisher_loss`` a mean over the batch).
+
+        ``reduce`` (e.g. the mean over DDP ranks) is applied to each batch factor first, so every
+        rank holds the same factors and preconditions its all-reduced gradient alike.
 
         ``G`` comes from ``∂ fisher_loss / ∂s`` by ``torch.autograd.grad`` on the captured
         pre-activations (``retain_graph`` keeps the forward for the training loss's backward).
@@ -313,6 +320,8 @@ class KFAC:
         for i, (layer, state) in enumerate(zip(self.layers, self.states, strict=True)):
             a_batch = activation_factor(capture.inputs[i], bias=layer.bias is not None)
             g_batch = gradient_factor(grads[i])
+            if reduce is not None:
+                a_batch, g_batch = reduce(a_batch), reduce(g_batch)
             if state.a is None or state.g is None:
                 state.a, state.g = a_batch, g_batch
             else:

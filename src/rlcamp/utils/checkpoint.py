@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
@@ -27,6 +28,8 @@ def save_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
 
     The resolved config, the spaces (checked on resume), env-step and episode counters, the
     episode-statistics window, the training time so far and the Python/NumPy/torch RNG states.
+    With several ranks (every rank calls this; rank 0's dict is written) also every rank's RNG
+    states (``rng_by_rank``), and ``episodes`` counts all ranks' episodes; the window is rank 0's.
     """
     stats = module.episode_stats.state()
     checkpoint["rlcamp"] = {
@@ -38,6 +41,11 @@ def save_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
         "episodes": stats["episodes"],
         "episode_window": {"returns": stats["returns"], "lengths": stats["lengths"]},
     }
+    if module.world_size > 1:
+        ranks: list[Any] = [None] * module.world_size
+        torch.distributed.all_gather_object(ranks, (rng_state(), stats["episodes"]))
+        checkpoint["rlcamp"]["rng_by_rank"] = [rng for rng, _ in ranks]
+        checkpoint["rlcamp"]["episodes"] = sum(episodes for _, episodes in ranks)
 
 
 def load_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> None:
@@ -45,14 +53,24 @@ def load_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
 
     A resumed fit (the module has a trainer) also continues the random streams before Lightning's
     first dataloader ``iter()``; ``load_run`` (no trainer) leaves the caller's random state alone.
+    On any world size rank ``r`` continues its own saved streams (``rng_by_rank``, else rank 0's
+    ``rng``); a rank the checkpoint did not have starts fresh ones from ``(seed, rank, env_steps)``.
+    Rank 0 takes the episode window and count, other ranks start empty, so the count summed over
+    ranks is the run's.
     """
     state = checkpoint.get("rlcamp", {})
     module.env_steps = int(state.get("env_steps", 0))
     module.wall_seconds_before = float(state.get("wall_seconds", 0.0))
-    if state.get("rng") is not None and module._trainer is not None:
-        set_rng_state(state["rng"])
-    window = state.get("episode_window", {"returns": [], "lengths": []})
-    module.episode_stats.load_state({"episodes": state.get("episodes", 0), **window})
+    rank = module.global_rank if module._trainer is not None else 0
+    by_rank = state.get("rng_by_rank") or [state.get("rng")]
+    if module._trainer is not None and rank < len(by_rank) and by_rank[rank] is not None:
+        set_rng_state(by_rank[rank])
+    elif module._trainer is not None and rank > 0:
+        pl.seed_everything(module.rank_seed(module.env_steps), verbose=False)
+    window = state.get("episode_window", {"returns": [], "lengths": []}) if rank == 0 else {}
+    module.episode_stats.load_state(
+        {"episodes": state.get("episodes", 0) if rank == 0 else 0, "returns": [], "lengths": [], **window}
+    )
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
