@@ -106,7 +106,8 @@ def test_target_kl_crossed_on_one_rank_only_stops_both_without_hanging(tmp_path)
         f"hydra.run.dir={tmp_path}",
     ]
     root = Path(__file__).parents[1]
-    with subprocess.Popen(command, cwd=root, start_new_session=True, stderr=subprocess.PIPE, text=True) as run:
+    options = {"cwd": root, "start_new_session": True, "stderr": subprocess.PIPE, "text": True}
+    with subprocess.Popen(command, **options) as run:
         try:
             _, stderr = run.communicate(timeout=90)
         except subprocess.TimeoutExpired:

@@ -276,7 +276,9 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         if not self.hparams.anneal_lr:
             return optimizer
         # stepped after each rollout's env steps are counted: the factor of the next rollout
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: self.annealing_factor(self.env_steps))
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda _: self.annealing_factor(self.env_steps)
+        )
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "epoch"}}
 
     # ----------------------------------------------------------------- log
@@ -321,17 +323,17 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     def all_ranks_episode_metrics(self, sps: float) -> dict[str, float]:
         """Episode statistics over every rank's window, the episode count of all ranks, and the
-        slowest rank's steps/s (``env_steps`` already counts every rank): one all-reduce."""
+        slowest rank's steps/s (``env_steps`` already counts every rank): a sum and a max all-reduce."""
         stats = self.episode_stats
-        local = [sum(stats.returns), sum(stats.lengths), len(stats.returns), stats.episodes, -sps]
+        local = [sum(stats.returns), sum(stats.lengths), len(stats.returns), stats.episodes]
         sums = self.trainer.strategy.reduce(torch.tensor(local, dtype=torch.float64), reduce_op="sum")
-        returns, lengths, finished, episodes, _ = sums.tolist()
-        slowest = -float(self.trainer.strategy.reduce(torch.tensor(-sps, dtype=torch.float64), reduce_op="max"))
+        returns, lengths, finished, episodes = sums.tolist()
+        slowest = self.trainer.strategy.reduce(torch.tensor(-sps, dtype=torch.float64), reduce_op="max")
         return {
             "rollout/ep_return_mean": returns / finished if finished else float("nan"),
             "rollout/ep_len_mean": lengths / finished if finished else float("nan"),
             "rollout/episodes": episodes,
-            "time/sps": slowest,
+            "time/sps": -float(slowest),
         }
 
     # ----------------------------------------------------------------- run state and summary

@@ -128,7 +128,8 @@ class NPG(OnPolicyAlgorithm):
         old = snapshot(self.policy, batch.obs)
         loss, metrics = self.compute_loss(batch)
         grad = self.all_ranks_mean(-flat_grad(loss, params))
-        local_fvp = fisher_vector_product(mean_kl(self.policy, batch.obs, old), params, self.hparams.cg_damping)
+        kl = mean_kl(self.policy, batch.obs, old)
+        local_fvp = fisher_vector_product(kl, params, self.hparams.cg_damping)
 
         def fvp(vector: torch.Tensor) -> torch.Tensor:
             return self.all_ranks_mean(local_fvp(vector))
