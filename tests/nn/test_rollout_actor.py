@@ -40,3 +40,15 @@ def test_rollout_actor_matches_torch_policy(activation, action_space, normalize)
         np.testing.assert_array_equal(action, expected_action.numpy())
     else:
         np.testing.assert_allclose(action, expected_action.numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_act_on_device_runs_the_torch_policy_with_the_same_actions():
+    torch.manual_seed(0)
+    spaces = (gym.spaces.Box(-5, 5, (6,), np.float32), gym.spaces.Discrete(4))
+    numpy_actor = rollout_actor(ActorCritic(*spaces))
+    torch.manual_seed(0)
+    torch_actor = rollout_actor(ActorCritic(*spaces, act_on_device=True))
+    assert not isinstance(torch_actor, NumpyActor)
+    raw = np.random.default_rng(0).normal(size=(8, 6)).astype(np.float32)
+    noise = ActorCritic(*spaces).head.noise((8,)).numpy()
+    np.testing.assert_array_equal(numpy_actor(raw, noise)[1], torch_actor(raw, noise)[1])

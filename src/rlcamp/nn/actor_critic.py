@@ -21,7 +21,9 @@ class ActorCritic(nn.Module):
     Every method takes *network inputs*: raw observations after ``normalize_obs``. The rollout
     collector stores those inputs, so the update sees exactly what the acting policy saw.
     ``shared=True`` puts both heads on one body (``network=mlp_shared``); by default the actor and
-    the critic have separate bodies (PPO detail #13 for MuJoCo).
+    the critic have separate bodies (PPO detail #13 for MuJoCo). ``act_on_device=True`` runs the
+    rollout's per-step actor as torch on the policy's device (a GPU with ``trainer=gpu``: many envs)
+    instead of the numpy copy on the CPU (``nn/rollout_actor.py``), which the update on the GPU keeps.
     """
 
     def __init__(
@@ -35,6 +37,7 @@ class ActorCritic(nn.Module):
         log_std_init: float = 0.0,
         normalize_obs: bool = False,
         clip_obs: float = 10.0,
+        act_on_device: bool = False,
     ) -> None:
         super().__init__()
         self.observation_space = observation_space
@@ -50,6 +53,7 @@ class ActorCritic(nn.Module):
             orthogonal_init(self.value_head, 1.0)
         self.shared = shared
         self.activation = activation
+        self.act_on_device = act_on_device
 
     @property
     def is_discrete(self) -> bool:

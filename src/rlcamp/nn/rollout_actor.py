@@ -68,8 +68,9 @@ class NumpyActor:
 
 
 def rollout_actor(policy: ActorCritic) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """A numpy actor when the activation has a numpy form, else the torch policy behind the same call."""
-    if policy.activation in NUMPY_ACTIVATIONS:
+    """A numpy actor on the CPU when the activation has a numpy form (and ``policy.act_on_device`` is
+    off), else the torch policy on its own device behind the same call."""
+    if policy.activation in NUMPY_ACTIVATIONS and not policy.act_on_device:
         return NumpyActor(policy)
     device = next(policy.parameters()).device
 
