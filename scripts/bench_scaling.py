@@ -18,14 +18,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from rlcamp.utils.build import build
-from tests.helpers.config import compose_train
+from hydra import compose, initialize_config_dir
+
+from rlcamp.train import CONF_DIR
 
 
 def rollout_size(env: str) -> int:
     """Transitions per rollout of one rank with the env's tuned PPO settings."""
-    module = build(compose_train([f"env={env}", "debug=default"], tempfile.gettempdir()))
-    return module.rollout_size
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[f"env={env}"])
+    return int(cfg.algo.n_steps) * int(cfg.env.n_envs)
 
 
 def run(env: str, devices: int, env_steps: int, root: Path) -> dict[str, float]:
