@@ -10,10 +10,12 @@ LR schedule continuing.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -118,6 +120,40 @@ def test_target_kl_crossed_on_one_rank_only_stops_both_without_hanging(tmp_path)
     header = rows[0].split(",")
     stops = [row.split(",")[header.index("train/early_stop")] for row in rows[1:]]
     assert len(stops) == 8 and all(float(stop) == 1.0 for stop in stops)
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_launching_process_checkpoints_every_rank_and_stops(tmp_path):
+    """SIGTERM to the main process only (SLURM signals every process; each rank handles it the
+    same way): passed on to both ranks, both finish the rollout, rank 0 writes the checkpoint, the
+    run exits 128 + 15 with ``status: preempted``, and it resumes with ``ckpt_path=last``."""
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        *DDP,
+        *TINY[1:],
+        "total_env_steps=400000",
+        "callbacks.checkpoint.every_env_steps=1024",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    options = {"cwd": Path(__file__).parents[1], "start_new_session": True, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, **options) as run:
+        try:
+            deadline = time.monotonic() + 60
+            while not checkpoint.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            run.send_signal(signal.SIGTERM)
+            _, stderr = run.communicate(timeout=60)
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "preempted" and summary["preempted_by"] == "SIGTERM"
+    assert 0 < summary["env_steps"] < 400_000
+    assert load_checkpoint(checkpoint)["rlcamp"]["env_steps"] == summary["env_steps"]
 
 
 @pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)], ids=["2to1", "1to2"])

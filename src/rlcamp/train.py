@@ -94,8 +94,8 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     }
     if preempted_by:
         summary["preempted_by"] = preempted_by.name
-    write_summary(output_dir, summary)
-    if trainer.is_global_zero:
+    if trainer.is_global_zero:  # srun-started ranks each run train(); rank 0 reports
+        write_summary(output_dir, summary)
         print_summary(summary)
     return summary, module
 
