@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -154,6 +155,51 @@ def test_sigterm_to_the_launching_process_checkpoints_every_rank_and_stops(tmp_p
     assert summary["status"] == "preempted" and summary["preempted_by"] == "SIGTERM"
     assert 0 < summary["env_steps"] < 400_000
     assert load_checkpoint(checkpoint)["rlcamp"]["env_steps"] == summary["env_steps"]
+
+
+@pytest.mark.slow
+def test_ranks_started_by_srun_find_each_other_through_the_slurm_environment(tmp_path):
+    """Two ``rlcamp-train`` processes with the variables srun sets for a 2-task step: the strategy
+    starts no process itself, Lightning's ``SLURMEnvironment`` connects the two, rank 0 reports."""
+    job_id = str(random.randint(1000, 9999))
+    slurm = {"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "2", "SLURM_NNODES": "1", "SLURM_NODEID": "0"}
+    slurm |= {"SLURM_NODELIST": "localhost", "SLURM_JOB_ID": job_id, "SLURM_JOB_NAME": "rlcamp"}
+    command = [sys.executable, "-m", "rlcamp.train", *DDP, *TINY, f"hydra.run.dir={tmp_path}"]
+    ranks = [
+        subprocess.Popen(
+            command,
+            cwd=Path(__file__).parents[1],
+            env=os.environ | slurm | {"SLURM_PROCID": str(rank), "SLURM_LOCALID": str(rank)},
+            start_new_session=True,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    try:
+        errors = [rank.communicate(timeout=120)[1] for rank in ranks]
+    finally:
+        for rank in ranks:
+            if rank.poll() is None:
+                os.killpg(rank.pid, signal.SIGKILL)
+    assert [rank.returncode for rank in ranks] == [0, 0], errors[0][-1500:] + errors[1][-1500:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["env_steps"] == 2048
+
+
+def test_slurm_ddp_preset_asks_for_one_task_per_rank():
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlcamp.train import CONF_DIR
+
+    GlobalHydra.instance().clear()
+    overrides = ["hydra/launcher=slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert (launcher.nodes, launcher.tasks_per_node) == (2, 4)
+    assert cfg.trainer.strategy.process_group_backend == "nccl"
 
 
 @pytest.mark.parametrize(("first", "second"), [(2, 1), (1, 2)], ids=["2to1", "1to2"])
