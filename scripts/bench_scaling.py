@@ -30,10 +30,13 @@ def rollout_size(env: str) -> int:
     return int(cfg.algo.n_steps) * int(cfg.env.n_envs)
 
 
-def run(env: str, devices: int, env_steps: int, root: Path) -> dict[str, float]:
+def run(env: str, devices: int, env_steps: int, root: Path, start_method: str = "fork") -> dict[str, float]:
     """One training run in its own process; its summary's steps/s and the command's wall time."""
-    trainer = ["trainer=cpu"] if devices == 1 else ["trainer=ddp_cpu", f"trainer.devices={devices}"]
-    out = root / f"{env}-{devices}"
+    trainer = ["trainer=cpu"]
+    if devices > 1:
+        trainer = ["trainer=ddp_cpu", f"trainer.devices={devices}"]
+        trainer.append(f"trainer.strategy.start_method={start_method}")
+    out = root / f"{env}-{devices}-{start_method}"
     command = [
         sys.executable,
         "-m",
@@ -56,22 +59,24 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["cartpole", "hopper"])
     parser.add_argument("--rollouts", type=int, default=20, help="rollouts per rank")
     parser.add_argument("--devices", type=int, default=2)
+    parser.add_argument("--start-methods", nargs="+", default=["fork"], help="fork and/or spawn")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as root:
         for env in args.envs:
             per_rank = args.rollouts * rollout_size(env)
-            single = run(env, 1, per_rank, Path(root))
-            multi = run(env, args.devices, per_rank * args.devices, Path(root))
-            speedup = multi["sps"] / single["sps"]
-            for devices, figures in ((1, single), (args.devices, multi)):
-                results.append({"env": env, "processes": devices, **figures})
+            runs = [("-", 1, run(env, 1, per_rank, Path(root)))]
+            for method in args.start_methods:
+                figures = run(env, args.devices, per_rank * args.devices, Path(root), method)
+                runs.append((method, args.devices, figures))
+            for method, devices, figures in runs:
+                speedup = figures["sps"] / runs[0][2]["sps"]
+                results.append({"env": env, "processes": devices, "start_method": method, **figures})
                 print(
-                    f"{env:10s} {devices} process(es): {figures['sps']:8.0f} steps/s, "
-                    f"start-up {figures['wall_s'] - figures['train_s']:5.1f} s"
+                    f"{env:10s} {devices} process(es) {method:5s}: {figures['sps']:8.0f} steps/s "
+                    f"(x{speedup:.2f}), start-up {figures['wall_s'] - figures['train_s']:5.1f} s"
                 )
-            print(f"{env:10s} speed-up x{speedup:.2f}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
