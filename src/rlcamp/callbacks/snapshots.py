@@ -30,6 +30,9 @@ class PolicySnapshots(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         while self.pending and pl_module.env_steps >= self.pending[0]:
+            if not trainer.is_global_zero:  # ranks hold the same weights; rank 0 writes (its window)
+                self.pending.pop(0)
+                continue
             self.dirpath.mkdir(parents=True, exist_ok=True)
             snapshot = {
                 "state_dict": pl_module.policy.state_dict(),
