@@ -252,8 +252,8 @@ def test_two_rank_ppo_solves_cartpole_within_the_single_process_budget(tmp_path)
     over the ranks, so the same 256-transition rollout and number of optimizer steps), with the
     single-process claim's budget and bar (tests/algos/test_ppo.py: 100k env steps counted over
     both ranks, a 20-episode mean >= 475), on at least 2 of 6 seeds (the single-process claim has
-    3 of 6, which would fail here with 2.8%; 2 of 6 fails as rarely as that one and stops after
-    two runs when they pass).
+    3 of 6, which would fail here with 2.8%; 2 of 6 fails about as rarely as that one, 0.54% vs
+    0.40%, and stops after two runs when they pass).
 
     Measured on seeds 101-110 (rlcamp-train trainer=ddp_cpu env.n_envs=4 debug=default
     total_env_steps=100000 seed=S, one after another): 290, 476, 483 and 500 on the other 7 —
