@@ -76,8 +76,10 @@ class LopsidedKLPPO(PPO):
         ["algo=ppo_kl"],
         ["algo=trpo", "algo.value_epochs=2", "algo.value_minibatches=4"],
         ["algo=acktr"],
+        ["algo=reinforce", "algo.baseline=mean"],
+        ["algo=actor_critic", "algo.critic_steps=2"],
     ],
-    ids=["ppo", "ppo_kl", "trpo", "acktr"],
+    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic"],
 )
 def test_two_ranks_hold_identical_parameters_after_every_update(make_cfg, tmp_path, algo):
     summary, module = train(make_cfg(*DDP, *TINY, *algo, SAME_STATE))

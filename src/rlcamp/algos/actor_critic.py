@@ -103,6 +103,10 @@ class QActorCritic(PolicyGradient):
             returns=targets.reshape(-1),
         )
 
+    def leaves_parameters_out(self) -> bool:
+        """The policy's state-value head is in no loss, and the critic-only steps leave θ out."""
+        return True
+
     def training_step(self, batch: Batch, batch_idx: int) -> None:
         """Fit ``Q_φ`` to the rollout's fixed targets for ``critic_steps`` steps, re-read ``Ψ`` from
         the fitted critic, then take the shared policy(+critic) step."""

@@ -267,6 +267,11 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         grad_norm = torch.nn.utils.clip_grad_norm_(self.parameters(), max_norm, foreach=True)
         self.update_log.flag(loss, grad_norm)
 
+    def leaves_parameters_out(self) -> bool:
+        """Whether some backward of the update leaves parameters without a gradient (DDP must then
+        look for them: ``find_unused_parameters``); a subclass whose losses do says so."""
+        return False
+
     def optimized_parameters(self) -> list[torch.nn.Parameter]:
         """What the configured optimizer steps: every parameter (NPG/TRPO: the critic's only)."""
         return list(self.parameters())

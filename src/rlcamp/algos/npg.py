@@ -90,6 +90,10 @@ class NPG(OnPolicyAlgorithm):
         features = mlp_forward(self.policy.critic_body, obs).detach()
         return self.policy.value_head(features).squeeze(-1)
 
+    def leaves_parameters_out(self) -> bool:
+        """The value fit's backward leaves θ out (θ moves by the natural step)."""
+        return True
+
     def optimized_parameters(self) -> list[nn.Parameter]:
         """The value optimizer (from ``algo.optimizer``) steps φ only: θ moves by the natural step."""
         return self.critic_parameters()

@@ -82,6 +82,10 @@ class REINFORCE(PolicyGradient):
             returns=returns,
         )
 
+    def leaves_parameters_out(self) -> bool:
+        """Without the value baseline the critic is in no loss."""
+        return self.hparams.baseline != "value"
+
     def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor | None:
         return super().critic_loss(batch, values) if self.hparams.baseline == "value" else None
 

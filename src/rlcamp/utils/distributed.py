@@ -73,6 +73,15 @@ class RunStateDDPStrategy(DDPStrategy):
     """``DDPStrategy`` whose fork/spawn launcher is ``RunStateLauncher``; with ranks started
     externally (``cluster_environment.creates_processes_externally``) it starts none itself."""
 
+    def configure_ddp(self) -> None:
+        """``find_unused_parameters: null`` (the configs'): ask the module
+        (``OnPolicyAlgorithm.leaves_parameters_out``), so DDP traverses the graph only where a loss
+        leaves parameters out."""
+        if self._ddp_kwargs.get("find_unused_parameters", None) is None:
+            leaves_out = getattr(self.lightning_module, "leaves_parameters_out", lambda: True)
+            self._ddp_kwargs["find_unused_parameters"] = bool(leaves_out())
+        super().configure_ddp()
+
     def _configure_launcher(self) -> None:
         environment = self.cluster_environment
         if self._start_method == "popen" or environment.creates_processes_externally:
