@@ -6,6 +6,9 @@ rollouts, so the N-process run spends N times the env steps. Run it alone on the
 
 ``steps/s`` is the run's own figure (``summary.json``: env steps of all ranks / training time);
 ``start-up`` is the rest of the command's wall time (imports, Hydra, forking and joining the ranks).
+``independent`` runs N single-process runs at once and sums their steps/s: the ceiling this
+machine allows N processes (below N× when the cores are not free), against which DDP's own cost
+(the ranks' lockstep and all-reduces) shows.
 """
 
 from __future__ import annotations
@@ -30,14 +33,12 @@ def rollout_size(env: str) -> int:
     return int(cfg.algo.n_steps) * int(cfg.env.n_envs)
 
 
-def run(env: str, devices: int, env_steps: int, root: Path, start_method: str = "fork") -> dict[str, float]:
-    """One training run in its own process; its summary's steps/s and the command's wall time."""
+def command(env: str, devices: int, env_steps: int, out: Path, start_method: str, seed: int = 1) -> list[str]:
     trainer = ["trainer=cpu"]
     if devices > 1:
         trainer = ["trainer=ddp_cpu", f"trainer.devices={devices}"]
         trainer.append(f"trainer.strategy.start_method={start_method}")
-    out = root / f"{env}-{devices}-{start_method}"
-    command = [
+    return [
         sys.executable,
         "-m",
         "rlcamp.train",
@@ -45,13 +46,41 @@ def run(env: str, devices: int, env_steps: int, root: Path, start_method: str = 
         "debug=default",
         *trainer,
         f"total_env_steps={env_steps}",
+        f"seed={seed}",
         f"hydra.run.dir={out}",
     ]
+
+
+def run(env: str, devices: int, env_steps: int, root: Path, start_method: str = "fork") -> dict[str, float]:
+    """One training run in its own process; its summary's steps/s and the command's wall time."""
+    out = root / f"{env}-{devices}-{start_method}"
     start = time.perf_counter()
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command(env, devices, env_steps, out, start_method), check=True, capture_output=True)
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     return {"sps": summary["steps_per_second"], "train_s": summary["wall_seconds"], "wall_s": wall}
+
+
+def run_independent(env: str, n: int, env_steps: int, root: Path) -> dict[str, float]:
+    """``n`` single-process runs (seeds 1..n) at once: the sum of their steps/s."""
+    outs = [root / f"{env}-independent-{seed}" for seed in range(1, n + 1)]
+    start = time.perf_counter()
+    runs = [
+        subprocess.Popen(
+            command(env, 1, env_steps, out, "-", seed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for seed, out in enumerate(outs, start=1)
+    ]
+    if any(process.wait() != 0 for process in runs):
+        raise RuntimeError(f"an independent {env} run failed")
+    wall = time.perf_counter() - start
+    summaries = [json.loads((out / "summary.json").read_text()) for out in outs]
+    train_s = max(summary["wall_seconds"] for summary in summaries)
+    return {
+        "sps": sum(summary["steps_per_second"] for summary in summaries),
+        "train_s": train_s,
+        "wall_s": wall,
+    }
 
 
 def main() -> None:
@@ -59,7 +88,9 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=["cartpole", "hopper"])
     parser.add_argument("--rollouts", type=int, default=20, help="rollouts per rank")
     parser.add_argument("--devices", type=int, default=2)
-    parser.add_argument("--start-methods", nargs="+", default=["fork"], help="fork and/or spawn")
+    parser.add_argument(
+        "--start-methods", nargs="+", default=["fork", "independent"], help="fork, spawn and/or independent"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     results = []
@@ -68,13 +99,16 @@ def main() -> None:
             per_rank = args.rollouts * rollout_size(env)
             runs = [("-", 1, run(env, 1, per_rank, Path(root)))]
             for method in args.start_methods:
-                figures = run(env, args.devices, per_rank * args.devices, Path(root), method)
+                if method == "independent":
+                    figures = run_independent(env, args.devices, per_rank, Path(root))
+                else:
+                    figures = run(env, args.devices, per_rank * args.devices, Path(root), method)
                 runs.append((method, args.devices, figures))
             for method, devices, figures in runs:
                 speedup = figures["sps"] / runs[0][2]["sps"]
                 results.append({"env": env, "processes": devices, "start_method": method, **figures})
                 print(
-                    f"{env:10s} {devices} process(es) {method:5s}: {figures['sps']:8.0f} steps/s "
+                    f"{env:10s} {devices} process(es) {method:11s}: {figures['sps']:8.0f} steps/s "
                     f"(x{speedup:.2f}), start-up {figures['wall_s'] - figures['train_s']:5.1f} s"
                 )
     if args.json:
