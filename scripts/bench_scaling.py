@@ -21,15 +21,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
-
-from rlcamp.train import CONF_DIR
+from rlcamp.utils.build import compose_config
 
 
 def rollout_size(env: str) -> int:
     """Transitions per rollout of one rank with the env's tuned PPO settings."""
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=[f"env={env}"])
+    cfg = compose_config([f"env={env}"], tempfile.gettempdir())
     return int(cfg.algo.n_steps) * int(cfg.env.n_envs)
 
 

@@ -193,7 +193,7 @@ def test_slurm_ddp_preset_asks_for_one_task_per_rank():
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from rlcamp.train import CONF_DIR
+    from rlcamp.utils.build import CONF_DIR
 
     GlobalHydra.instance().clear()
     overrides = ["hydra/launcher=slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2"]
