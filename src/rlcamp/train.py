@@ -42,8 +42,6 @@ def quiet_libraries() -> None:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
     warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-    # with several ranks the logged episode statistics are reduced over ranks already (base.py)
-    warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed.*")
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     os.environ.setdefault("MUJOCO_GL", "egl")
 
