@@ -14,7 +14,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
@@ -28,6 +27,7 @@ from rlcamp.errors import require
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.rollout import Batch, EpisodeStats, Rollout, RolloutCollector, RolloutDataset, gae_batch
 from rlcamp.utils.checkpoint import load_run_state, save_run_state
+from rlcamp.utils.distributed import all_ranks_episode_metrics, rank_seed, share_normalizers
 
 
 class OnPolicyAlgorithm(pl.LightningModule, ABC):
@@ -166,8 +166,10 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
     def setup(self, stage: str) -> None:
         if self.collector is not None:  # a resumed fit sets up once
             return
-        if self.world_size > 1:
-            self.setup_ranks()
+        if self.world_size > 1:  # normalizer statistics merged over ranks; rank r > 0 its own noise
+            share_normalizers(self.trainer.strategy, self.policy.obs_normalizer, self.reward_scaler)
+            if self.global_rank > 0:
+                pl.seed_everything(rank_seed(self.hparams.seed, self.global_rank), verbose=False)
         seed = self.hparams.seed + self.global_rank * self.env_factory.n_envs
         self.collector = RolloutCollector(
             self.env_factory(seed=seed),
@@ -179,24 +181,6 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             env_id=self.env_factory.id,
             nan_policy=self.env_factory.nan_policy,
         )
-
-    def setup_ranks(self) -> None:
-        """Several ranks: merge normalization statistics over ranks; rank ``r > 0`` draws its own noise.
-
-        Rank 0 keeps the single-process random stream; rank ``r`` reseeds from ``(seed, r)``
-        (weights need no care: DDP broadcasts rank 0's at wrap time).
-        """
-        gather = self.trainer.strategy.all_gather
-        for normalizer in (self.policy.obs_normalizer, self.reward_scaler):
-            if normalizer is not None:
-                normalizer.rms.gather = gather
-        if self.global_rank > 0:
-            pl.seed_everything(self.rank_seed(), verbose=False)
-
-    def rank_seed(self, *salt: int) -> int:
-        """A seed of this rank's random streams, from ``(seed, rank, *salt)``."""
-        sequence = np.random.SeedSequence([self.hparams.seed, self.global_rank, *salt])
-        return int(sequence.generate_state(1)[0])
 
     def teardown(self, stage: str) -> None:
         if self.collector is not None:
@@ -323,23 +307,9 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             "train/lr": float(lr),
         }
         if self.world_size > 1:
-            metrics |= self.all_ranks_episode_metrics(metrics["time/sps"])
+            strategy, sps = self.trainer.strategy, metrics["time/sps"]
+            metrics |= all_ranks_episode_metrics(strategy, self.episode_stats, sps)
         return metrics | self.update_log.row()
-
-    def all_ranks_episode_metrics(self, sps: float) -> dict[str, float]:
-        """Episode statistics over every rank's window, the episode count of all ranks, and the
-        slowest rank's steps/s (``env_steps`` already counts every rank): a sum and a max all-reduce."""
-        stats = self.episode_stats
-        local = [sum(stats.returns), sum(stats.lengths), len(stats.returns), stats.episodes]
-        sums = self.trainer.strategy.reduce(torch.tensor(local, dtype=torch.float64), reduce_op="sum")
-        returns, lengths, finished, episodes = sums.tolist()
-        slowest = self.trainer.strategy.reduce(torch.tensor(-sps, dtype=torch.float64), reduce_op="max")
-        return {
-            "rollout/ep_return_mean": returns / finished if finished else float("nan"),
-            "rollout/ep_len_mean": lengths / finished if finished else float("nan"),
-            "rollout/episodes": episodes,
-            "time/sps": -float(slowest),
-        }
 
     # ----------------------------------------------------------------- run state and summary
     @property
@@ -352,22 +322,6 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         load_run_state(self, checkpoint)
-
-    def handoff_state(self) -> dict[str, Any]:
-        """What ``summary()`` reads, as plain data: returned by a fork/spawn rank 0 to the main process
-        (``rlcamp.utils.distributed.RunStateLauncher``)."""
-        return {
-            "env_steps": self.env_steps,
-            "episode_stats": self.episode_stats.state(),
-            "wall_seconds": self.wall_seconds,
-            "last_metrics": dict(self.last_metrics),
-        }
-
-    def load_handoff_state(self, state: dict[str, Any]) -> None:
-        self.env_steps = int(state["env_steps"])
-        self.episode_stats.load_state(state["episode_stats"])
-        self.wall_seconds_before, self._fit_start = float(state["wall_seconds"]), (time.perf_counter(), 0)
-        self.last_metrics = dict(state["last_metrics"])
 
     def summary(self) -> dict[str, Any]:
         """The run's outcome, for ``summary.json`` and the end-of-run table."""

@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.errors import CheckpointError
+from rlcamp.utils.distributed import rank_seed
 from rlcamp.utils.rng import rng_state, set_rng_state
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def load_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
     if module._trainer is not None and rank < len(by_rank) and by_rank[rank] is not None:
         set_rng_state(by_rank[rank])
     elif module._trainer is not None and rank > 0:
-        pl.seed_everything(module.rank_seed(module.env_steps), verbose=False)
+        pl.seed_everything(rank_seed(module.hparams.seed, rank, module.env_steps), verbose=False)
     window = state.get("episode_window", {"returns": [], "lengths": []}) if rank == 0 else {}
     module.episode_stats.load_state(
         {"episodes": state.get("episodes", 0) if rank == 0 else 0, "returns": [], "lengths": [], **window}

@@ -5,7 +5,7 @@
 so that process would report a run of 0 env steps. ``RunStateDDPStrategy`` uses Lightning's own
 launcher through its documented extension points (``get_extra_results`` /
 ``update_main_process_results``) to bring back the module's run state
-(``OnPolicyAlgorithm.handoff_state``) and the callbacks' pre-emption signal. When the ranks are
+(``handoff_state``) and the callbacks' pre-emption signal. When the ranks are
 started outside (srun under SLURM, torchrun) it launches nothing, like ``strategy=ddp``.
 """
 
@@ -13,15 +13,69 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pytorch_lightning as pl
-from pytorch_lightning.strategies import DDPStrategy
+import torch
+from pytorch_lightning.strategies import DDPStrategy, Strategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+if TYPE_CHECKING:
+    from rlcamp.algos.base import OnPolicyAlgorithm
+    from rlcamp.rollout import EpisodeStats
+
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+
+
+def rank_seed(seed: int, rank: int, *salt: int) -> int:
+    """A seed of rank ``rank``'s random streams, from ``(seed, rank, *salt)`` (rank 0 of a run keeps
+    the single-process streams; this seeds the others, and a rank a resumed checkpoint lacks)."""
+    return int(np.random.SeedSequence([seed, rank, *salt]).generate_state(1)[0])
+
+
+def share_normalizers(strategy: Strategy, *normalizers: Any) -> None:
+    """Merge the running statistics of ``normalizers`` (``None`` skipped) over ranks at every update,
+    through the strategy's all-gather, so all ranks normalize alike."""
+    for normalizer in normalizers:
+        if normalizer is not None:
+            normalizer.rms.gather = strategy.all_gather
+
+
+def all_ranks_episode_metrics(strategy: Strategy, stats: EpisodeStats, sps: float) -> dict[str, float]:
+    """Episode statistics over every rank's window, the episode count of all ranks and the slowest
+    rank's steps/s (``env_steps`` already counts every rank): one sum and one max all-reduce."""
+    local = [sum(stats.returns), sum(stats.lengths), len(stats.returns), stats.episodes]
+    sums = strategy.reduce(torch.tensor(local, dtype=torch.float64), reduce_op="sum")
+    returns, lengths, finished, episodes = sums.tolist()
+    slowest = strategy.reduce(torch.tensor(-sps, dtype=torch.float64), reduce_op="max")
+    return {
+        "rollout/ep_return_mean": returns / finished if finished else float("nan"),
+        "rollout/ep_len_mean": lengths / finished if finished else float("nan"),
+        "rollout/episodes": episodes,
+        "time/sps": -float(slowest),
+    }
+
+
+def handoff_state(module: OnPolicyAlgorithm) -> dict[str, Any]:
+    """What ``module.summary()`` reads, as plain data: returned by a fork/spawn rank 0 to the process
+    that called ``fit`` (``RunStateLauncher``)."""
+    return {
+        "env_steps": module.env_steps,
+        "episode_stats": module.episode_stats.state(),
+        "wall_seconds": module.wall_seconds,
+        "last_metrics": dict(module.last_metrics),
+    }
+
+
+def load_handoff_state(module: OnPolicyAlgorithm, state: dict[str, Any]) -> None:
+    module.env_steps = int(state["env_steps"])
+    module.episode_stats.load_state(state["episode_stats"])
+    module.wall_seconds_before, module._fit_start = float(state["wall_seconds"]), (time.perf_counter(), 0)
+    module.last_metrics = dict(state["last_metrics"])
 
 
 class RunStateLauncher(_MultiProcessingLauncher):
@@ -55,7 +109,7 @@ class RunStateLauncher(_MultiProcessingLauncher):
         extra = super().get_extra_results(trainer)
         preempted = [getattr(cb, "preempted_by", None) for cb in trainer.callbacks]
         extra["rlcamp"] = {
-            "module": trainer.lightning_module.handoff_state(),
+            "module": handoff_state(trainer.lightning_module),
             "preempted_by": [None if sig is None else int(sig) for sig in preempted],
         }
         return extra
@@ -63,7 +117,7 @@ class RunStateLauncher(_MultiProcessingLauncher):
     def update_main_process_results(self, trainer: pl.Trainer, extra: dict[str, Any]) -> None:
         super().update_main_process_results(trainer, extra)
         state = extra["rlcamp"]
-        trainer.lightning_module.load_handoff_state(state["module"])
+        load_handoff_state(trainer.lightning_module, state["module"])
         for callback, sig in zip(trainer.callbacks, state["preempted_by"], strict=True):
             if sig is not None:
                 callback.preempted_by = signal.Signals(sig)
