@@ -10,6 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.types import RunMode
 
 from rlcamp.train import CONF_DIR, build
+from rlcamp.utils.build import compose_config
 
 PAPER_ENVS = [
     "halfcheetah",
@@ -44,8 +45,7 @@ def test_experiment_is_the_papers_multirun():
 @pytest.mark.parametrize("algo", ["ppo", "trpo", "a2c", "reinforce", "acktr"])
 def test_every_job_of_the_experiment_builds(algo, tmp_path):
     """Each algo of the sweep on Hopper, with the paper's budget; PPO carries Table 3's settings."""
-    cfg = compose_experiment(f"algo={algo}", "env=hopper")
-    cfg.paths.output_dir = str(tmp_path)
+    cfg = compose_config(["experiment=ppo_paper_mujoco", f"algo={algo}", "env=hopper"], tmp_path)  # a job's
     module = build(cfg)
     assert module.hparams.total_env_steps == 1_000_000
     if algo == "ppo":
