@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from rlcamp.train import train
+from tests.helpers.cli import train_cli
 
 
 def test_train_writes_summary_metrics_and_checkpoint(make_cfg, tmp_path):
@@ -52,22 +51,7 @@ def test_train_writes_summary_metrics_and_checkpoint(make_cfg, tmp_path):
 @pytest.mark.slow
 def test_cli_run_directory_layout(tmp_path):
     """``rlcamp-train`` writes logs/<task_name>/runs/<timestamp>/ with .hydra/ and summary.json."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlcamp.train",
-            "total_env_steps=512",
-            "task_name=e2e",
-            f"paths.log_dir={tmp_path}",
-            "callbacks.progress=null",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    (run_dir,) = (tmp_path / "e2e" / "runs").iterdir()
+    run_dir = train_cli(tmp_path, "e2e", "total_env_steps=512")
     for name in (".hydra/config.yaml", "metrics.csv", "summary.json", "checkpoints/last.ckpt"):
         assert (run_dir / name).exists(), name
     assert json.loads((run_dir / "summary.json").read_text())["env_steps"] == 512

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +17,7 @@ from rlcamp.envs.envpool import GYMNASIUM_TO_ENVPOOL
 from rlcamp.nn import ActorCritic
 from rlcamp.rollout import RolloutCollector
 from rlcamp.rollout.collector import EpisodeStats
+from tests.helpers.cli import train_cli
 
 envpool = pytest.importorskip("envpool", reason="needs the envpool extra: pip install -e '.[envpool]'")
 
@@ -232,23 +231,7 @@ def test_shared_kwargs_reach_the_pool():
 
 
 def test_ppo_trains_end_to_end_through_rlcamp_train(tmp_path):
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rlcamp.train",
-            "env.backend=envpool",
-            "total_env_steps=1024",
-            "task_name=envpool",
-            f"paths.log_dir={tmp_path}",
-            "callbacks.progress=null",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    (run_dir,) = (tmp_path / "envpool" / "runs").iterdir()
+    run_dir = train_cli(tmp_path, "envpool", "env.backend=envpool", "total_env_steps=1024")
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["env_steps"] == 1024 and summary["episodes"] > 0
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
