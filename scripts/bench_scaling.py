@@ -24,13 +24,21 @@ from pathlib import Path
 from rlcamp.utils.build import compose_config
 
 
-def rollout_size(env: str) -> int:
-    """Transitions per rollout of one rank with the env's tuned PPO settings."""
-    cfg = compose_config([f"env={env}"], tempfile.gettempdir())
+def rollout_size(env: str, extra: tuple[str, ...] = ()) -> int:
+    """Transitions per rollout of one rank with the env's tuned PPO settings (and ``extra``)."""
+    cfg = compose_config([f"env={env}", *extra], tempfile.gettempdir())
     return int(cfg.algo.n_steps) * int(cfg.env.n_envs)
 
 
-def command(env: str, devices: int, env_steps: int, out: Path, start_method: str, seed: int = 1) -> list[str]:
+def command(
+    env: str,
+    devices: int,
+    env_steps: int,
+    out: Path,
+    start_method: str,
+    seed: int = 1,
+    extra: tuple[str, ...] = (),
+) -> list[str]:
     trainer = ["trainer=cpu"]
     if devices > 1:
         trainer = ["trainer=ddp_cpu", f"trainer.devices={devices}"]
@@ -45,26 +53,40 @@ def command(env: str, devices: int, env_steps: int, out: Path, start_method: str
         f"total_env_steps={env_steps}",
         f"seed={seed}",
         f"hydra.run.dir={out}",
+        *extra,
     ]
 
 
-def run(env: str, devices: int, env_steps: int, root: Path, start_method: str = "fork") -> dict[str, float]:
+def run(
+    env: str,
+    devices: int,
+    env_steps: int,
+    root: Path,
+    start_method: str = "fork",
+    extra: tuple[str, ...] = (),
+) -> dict[str, float]:
     """One training run in its own process; its summary's steps/s and the command's wall time."""
     out = root / f"{env}-{devices}-{start_method}"
     start = time.perf_counter()
-    subprocess.run(command(env, devices, env_steps, out, start_method), check=True, capture_output=True)
+    subprocess.run(
+        command(env, devices, env_steps, out, start_method, extra=extra), check=True, capture_output=True
+    )
     wall = time.perf_counter() - start
     summary = json.loads((out / "summary.json").read_text())
     return {"sps": summary["steps_per_second"], "train_s": summary["wall_seconds"], "wall_s": wall}
 
 
-def run_independent(env: str, n: int, env_steps: int, root: Path) -> dict[str, float]:
+def run_independent(
+    env: str, n: int, env_steps: int, root: Path, extra: tuple[str, ...] = ()
+) -> dict[str, float]:
     """``n`` single-process runs (seeds 1..n) at once: the sum of their steps/s."""
     outs = [root / f"{env}-independent-{seed}" for seed in range(1, n + 1)]
     start = time.perf_counter()
     runs = [
         subprocess.Popen(
-            command(env, 1, env_steps, out, "-", seed), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            command(env, 1, env_steps, out, "-", seed, extra),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         for seed, out in enumerate(outs, start=1)
     ]
@@ -88,18 +110,22 @@ def main() -> None:
     parser.add_argument(
         "--start-methods", nargs="+", default=["fork", "independent"], help="fork, spawn and/or independent"
     )
+    parser.add_argument(
+        "--override", action="append", default=[], metavar="KEY=VALUE", help="a Hydra override for every run"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
+    extra = tuple(args.override)
     results = []
     with tempfile.TemporaryDirectory() as root:
         for env in args.envs:
-            per_rank = args.rollouts * rollout_size(env)
-            runs = [("-", 1, run(env, 1, per_rank, Path(root)))]
+            per_rank = args.rollouts * rollout_size(env, extra)
+            runs = [("-", 1, run(env, 1, per_rank, Path(root), extra=extra))]
             for method in args.start_methods:
                 if method == "independent":
-                    figures = run_independent(env, args.devices, per_rank, Path(root))
+                    figures = run_independent(env, args.devices, per_rank, Path(root), extra)
                 else:
-                    figures = run(env, args.devices, per_rank * args.devices, Path(root), method)
+                    figures = run(env, args.devices, per_rank * args.devices, Path(root), method, extra)
                 runs.append((method, args.devices, figures))
             for method, devices, figures in runs:
                 speedup = figures["sps"] / runs[0][2]["sps"]

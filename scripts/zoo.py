@@ -11,11 +11,14 @@ the command resumes (``--retry-failed`` reruns those recorded as failed). Runs a
 env (every row × seed of the first env before the next env), so a partial grid leaves complete
 env tables. The cluster form writes the same folders (conf/experiment/zoo.yaml).
 
-Report: per row × env, the IQM of the final ``ep_return_mean`` (mean return of the last 20 training
-episodes) with its 95% stratified bootstrap CI (``rlcamp.stats.env_estimates``, rliable, seeded),
-the fraction of seeds reaching the env's solve threshold, the seed count and the median training
-wall seconds; written between the marker comments of docs/zoo.md, every run in
-docs/figures/zoo_runs.csv and every cell in docs/figures/zoo_table.csv.
+Report: the runs found under ``logs/zoo`` plus the runs recorded in docs/figures/zoo_runs.csv that
+are not there (so a partial rerun, e.g. one env on another machine, updates its cells and keeps the
+rest; ``--fresh`` ignores the record). Per row × env, the IQM of the final ``ep_return_mean``
+(mean return of the last 20 training episodes) with its 95% stratified bootstrap CI
+(``rlcamp.stats.env_estimates``, rliable, seeded), the fraction of seeds reaching the env's solve
+threshold, the seed count and the median training wall seconds; written between the marker
+comments of docs/zoo.md, every run in docs/figures/zoo_runs.csv and every cell in
+docs/figures/zoo_table.csv.
 """
 
 from __future__ import annotations
@@ -266,6 +269,19 @@ def load_summaries(root: Path, protocol: Protocol) -> pd.DataFrame:
     return pd.DataFrame(records, columns=RUN_COLUMNS)
 
 
+def merge_record(found: pd.DataFrame, record: Path) -> pd.DataFrame:
+    """``found`` plus the runs of the ``record`` CSV (an earlier report's zoo_runs.csv) it lacks."""
+    if not record.is_file():
+        return found
+    recorded = pd.read_csv(record)
+    missing = set(RUN_COLUMNS) - set(recorded.columns)
+    require(not missing, f"{record} lacks the columns {sorted(missing)}; rerun its runs or pass --fresh")
+    key = ["row", "env", "seed"]
+    known = pd.MultiIndex.from_frame(found[key])
+    kept = recorded.loc[~pd.MultiIndex.from_frame(recorded[key]).isin(known), RUN_COLUMNS]
+    return pd.concat([found, kept], ignore_index=True) if len(kept) else found
+
+
 @dataclass(frozen=True)
 class Cell:
     """One row × env of the table."""
@@ -378,10 +394,15 @@ def replace_section(text: str, body: str) -> str:
     return f"{head}{START}\n{body}{END}{tail}"
 
 
-def report(log_dir: Path, doc: Path, figures: Path, reps: int = REPS, seed: int = BOOTSTRAP_SEED) -> str:
-    """Tabulate every summary under ``log_dir/zoo``: rewrite ``doc``'s table section, write the CSVs."""
+def report(
+    log_dir: Path, doc: Path, figures: Path, reps: int = REPS, seed: int = BOOTSTRAP_SEED, fresh: bool = False
+) -> str:
+    """Tabulate every summary under ``log_dir/zoo`` and, unless ``fresh``, the recorded runs it lacks
+    (``figures/zoo_runs.csv``): rewrite ``doc``'s table section, write the CSVs."""
     protocol = load_protocol()
     finals = load_summaries(log_dir / "zoo", protocol)
+    if not fresh:
+        finals = merge_record(finals, figures / "zoo_runs.csv")
     table = cells(finals, protocol, reps, seed)
     body = report_markdown(table, protocol, reps, seed)
     doc.write_text(replace_section(doc.read_text() if doc.is_file() else f"{START}\n{END}\n", body))
@@ -428,6 +449,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--figures", type=Path, default=FIGURES, help="where zoo_runs.csv and zoo_table.csv go"
     )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="tabulate only LOG_DIR's runs, not those recorded in zoo_runs.csv",
+    )
     parser.add_argument("--reps", type=int, default=REPS, help=f"bootstrap resamples (default {REPS})")
     args = parser.parse_args(argv)
     log_dir = args.log_dir.resolve()
@@ -441,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("\n".join(" ".join(command(run, log_dir, args.override)) for run in missing))
             return
         run_grid(missing, log_dir, args.jobs, args.override)
-    print(report(log_dir, args.doc, args.figures, args.reps))
+    print(report(log_dir, args.doc, args.figures, args.reps, fresh=args.fresh))
     print(f"wrote the table into {args.doc} and the runs into {args.figures}/zoo_runs.csv")
 
 

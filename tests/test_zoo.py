@@ -240,3 +240,30 @@ def test_the_report_runs_from_the_command_line(tmp_path, capsys):
     zoo.main([*args, "--reps", "50"])
     assert "| ACKTR | 1 of 10 | -90.0 [-90.0, -90.0] | 1/1 | 11 |" in capsys.readouterr().out
     assert (tmp_path / "d.md").read_text().startswith(zoo.START)
+
+
+def test_the_report_keeps_recorded_runs_the_logs_lack_and_prefers_the_logs(tmp_path):
+    figures, doc = tmp_path / "figures", tmp_path / "zoo.md"
+    for seed in (1, 2):
+        write_summary(tmp_path / "first", "ppo", "cartpole", seed, 100.0 * seed)
+    write_summary(tmp_path / "first", "a2c", "acrobot", 1, -90.0)
+    zoo.report(tmp_path / "first", doc, figures, reps=50)
+    # a second machine reruns PPO's seed 2 only
+    write_summary(tmp_path / "second", "ppo", "cartpole", 2, 480.0)
+    zoo.report(tmp_path / "second", doc, figures, reps=50)
+    runs = pd.read_csv(figures / "zoo_runs.csv").set_index(["row", "env", "seed"])["ep_return_mean"]
+    assert runs.to_dict() == {
+        ("a2c", "acrobot", 1): -90.0,
+        ("ppo", "cartpole", 1): 100.0,
+        ("ppo", "cartpole", 2): 480.0,
+    }
+    assert "| A2C | 1 of 10 | -90.0 [-90.0, -90.0] | 1/1 | 11 |" in doc.read_text()
+    zoo.report(tmp_path / "second", doc, figures, reps=50, fresh=True)
+    assert list(pd.read_csv(figures / "zoo_runs.csv")["ep_return_mean"]) == [480.0]
+
+
+def test_a_record_without_the_run_columns_is_refused(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "zoo_runs.csv").write_text("row,env\nppo,cartpole\n")
+    with pytest.raises(ConfigError, match="--fresh"):
+        zoo.report(tmp_path, tmp_path / "zoo.md", tmp_path / "figures", reps=50)
