@@ -36,11 +36,10 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
-from rlcamp.train import CONF_DIR, train
+from rlcamp.train import train
+from rlcamp.utils.build import compose_config
 
 CARTPOLE_CLEANRL = ["~algo_env", "env=cartpole"]
 HOPPER_PAPER = ["env=hopper"]
@@ -50,12 +49,8 @@ SOLVED = 475.0
 
 
 def compose_cfg(overrides: list[str], output_dir: str) -> DictConfig:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=["debug=default", *overrides])
-    with open_dict(cfg):
-        cfg.paths.output_dir = output_dir
-    return cfg
+    """The run's config without loggers and callbacks (``debug=default``): only the timed work."""
+    return compose_config(["debug=default", *overrides], output_dir)
 
 
 class SolveTimer(pl.Callback):
