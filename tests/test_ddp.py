@@ -160,6 +160,33 @@ def test_sigterm_to_the_launching_process_checkpoints_every_rank_and_stops(tmp_p
 
 
 @pytest.mark.slow
+def test_a_hydra_multirun_of_two_rank_runs_completes_every_job(tmp_path):
+    """Each job of a basic-launcher multirun forks its own two ranks from the job's process; every
+    job's summary counts both ranks' env steps (``RunStateLauncher`` hands rank 0's state back)."""
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        "-m",
+        "seed=1,2",
+        *DDP,
+        *TINY,
+        "callbacks.checkpoint=null",
+    ]
+    result = subprocess.run(
+        [*command, f"paths.log_dir={tmp_path}"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (sweep,) = (tmp_path / "train" / "multiruns").iterdir()
+    summaries = [json.loads(path.read_text()) for path in sorted(sweep.glob("*/summary.json"))]
+    assert [(s["seed"], s["status"], s["env_steps"]) for s in summaries] == [
+        (1, "completed", 2048),
+        (2, "completed", 2048),
+    ]
+    assert "2/2 jobs completed" in result.stdout
+
+
+@pytest.mark.slow
 def test_ranks_started_by_srun_find_each_other_through_the_slurm_environment(tmp_path):
     """Two ``rlcamp-train`` processes with the variables srun sets for a 2-task step: the strategy
     starts no process itself, Lightning's ``SLURMEnvironment`` connects the two, rank 0 reports."""
