@@ -144,7 +144,7 @@ def test_mujoco_family_defaults(make_cfg):
 
 
 def test_classic_control_defaults_without_tuning(make_cfg):
-    cfg = make_cfg("env=acrobot")
+    cfg = make_cfg("env=acrobot", "~algo_env")
     assert (cfg.env.n_envs, cfg.algo.n_steps, cfg.algo.update_epochs, cfg.algo.n_minibatches) == (
         4,
         128,
@@ -152,6 +152,27 @@ def test_classic_control_defaults_without_tuning(make_cfg):
         4,
     )
     assert cfg.algo.optimizer.lr == 2.5e-4
+
+
+RL_ZOO_ACROBOT_PPO = {"n_envs": 16, "n_steps": 256, "gae_lambda": 0.94, "ent_coef": 0.0, "n_minibatches": 64}
+# the measured per-env tunings of docs/zoo.md, as they compose (the family's values elsewhere)
+ENV_TUNINGS = {
+    ("ppo", "acrobot"): RL_ZOO_ACROBOT_PPO | {"update_epochs": 4, "lr": 3e-4, "anneal_lr": False},
+    ("ppo_kl", "acrobot"): RL_ZOO_ACROBOT_PPO | {"update_epochs": 4, "lr": 3e-4, "kl_target": 0.01},
+    ("reinforce", "acrobot"): {"n_envs": 4, "n_steps": 1000, "lr": 1e-2, "baseline": "value"},
+    ("actor_critic", "acrobot"): {"n_envs": 4, "n_steps": 32, "normalize_advantage": True, "weight": "q"},
+    ("reinforce", "inverted_pendulum"): {"n_envs": 1, "n_steps": 2048, "lr": 3e-3},
+}
+
+
+@pytest.mark.parametrize(("algo", "env"), list(ENV_TUNINGS), ids=lambda x: x)
+def test_measured_env_tunings_compose(algo, env):
+    cfg, choices = compose_choices(f"algo={algo}", f"env={env}")
+    assert choices.algo_env == f"{algo}_{env}"
+    expected = ENV_TUNINGS[algo, env]
+    assert {key: settings(cfg)[key] for key in expected} == expected
+    if env == "acrobot" and algo.startswith("ppo"):
+        assert cfg.env.normalize_obs and cfg.env.normalize_reward
 
 
 def test_debug_group_turns_off_loggers_and_callbacks(make_cfg):

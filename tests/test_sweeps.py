@@ -38,7 +38,11 @@ def summaries(path: Path) -> dict[str, dict]:
 
 @pytest.mark.slow
 def test_basic_launcher_2x2_one_wandb_group_and_a_table(tmp_path):
-    result = rlcamp_train("-m", "seed=1,2", "env=cartpole,acrobot", "logger=wandb", log_dir=tmp_path)
+    # both envs at CartPole's tuned rollout (8 envs x 32 steps): two rollouts each
+    rollout = ["env.n_envs=8", "algo.n_steps=32"]
+    result = rlcamp_train(
+        "-m", "seed=1,2", "env=cartpole,acrobot", "logger=wandb", *rollout, log_dir=tmp_path
+    )
     path = sweep_dir(tmp_path)
     runs = summaries(path)
     assert sorted(runs) == ["0", "1", "2", "3"]
