@@ -161,7 +161,7 @@ ENV_TUNINGS = {
     ("ppo_kl", "acrobot"): RL_ZOO_ACROBOT_PPO | {"update_epochs": 4, "lr": 3e-4, "kl_target": 0.01},
     ("reinforce", "acrobot"): {"n_envs": 4, "n_steps": 1000, "lr": 1e-2, "baseline": "value"},
     ("actor_critic", "acrobot"): {"n_envs": 4, "n_steps": 32, "normalize_advantage": True, "weight": "q"},
-    ("reinforce", "inverted_pendulum"): {"n_envs": 1, "n_steps": 2048, "lr": 3e-3},
+    ("reinforce", "inverted_pendulum"): {"n_envs": 1, "n_steps": 2048, "lr": 1e-2},
     ("acktr", "acrobot"): {"n_envs": 8, "n_steps": 5, "kl_clip": 0.01, "ent_coef": 0.02, "lr": 0.25},
 }
 
