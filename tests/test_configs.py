@@ -162,6 +162,7 @@ ENV_TUNINGS = {
     ("reinforce", "acrobot"): {"n_envs": 4, "n_steps": 1000, "lr": 1e-2, "baseline": "value"},
     ("actor_critic", "acrobot"): {"n_envs": 4, "n_steps": 32, "normalize_advantage": True, "weight": "q"},
     ("reinforce", "inverted_pendulum"): {"n_envs": 1, "n_steps": 2048, "lr": 1e-2},
+    ("actor_critic", "inverted_pendulum"): {"n_envs": 4, "n_steps": 32, "normalize_advantage": True},
     ("acktr", "acrobot"): {"n_envs": 8, "n_steps": 5, "kl_clip": 0.01, "ent_coef": 0.02, "lr": 0.25},
 }
 
