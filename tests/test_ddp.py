@@ -35,7 +35,7 @@ NORMALIZED = ["env.normalize_obs=true", "env.normalize_reward=true"]
 
 
 class SameStateOnEveryRank(pl.Callback):
-    """After every optimizer step: every rank's parameters and buffers equal rank 0's, bit for bit."""
+    """After every rollout's update: every rank's parameters and buffers equal rank 0's, bit for bit."""
 
     def __init__(self) -> None:
         self.checks = 0
@@ -46,7 +46,7 @@ class SameStateOnEveryRank(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         gathered = trainer.strategy.all_gather(self.state(pl_module))
         assert gathered.shape[0] == 2
-        assert torch.equal(gathered[0], gathered[1]), f"ranks differ after step {batch_idx}"
+        assert torch.equal(gathered[0], gathered[1]), f"ranks differ after rollout {trainer.current_epoch}"
         self.checks += 1
 
     def on_train_end(self, trainer, pl_module) -> None:

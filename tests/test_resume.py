@@ -72,14 +72,14 @@ class CrashAt(pl.Callback):
 
 
 class SendSignal(pl.Callback):
-    """Send ``signum`` to this process in the middle of the rollout update after ``env_steps``."""
+    """Send ``signum`` to this process once the rollout reaching ``env_steps`` is in, before its update."""
 
     def __init__(self, signum: int, env_steps: int) -> None:
         self.signum = signum
         self.env_steps = env_steps
 
-    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        if pl_module.env_steps == self.env_steps and batch_idx == 0:
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if pl_module.env_steps == self.env_steps:
             os.kill(os.getpid(), self.signum)
 
 

@@ -85,7 +85,6 @@ def test_lambda_zero_is_delta_1_and_lambda_one_the_n_step_advantage(rollout):
 
 def test_one_rmsprop_step_per_rollout_on_the_whole_batch(make_cfg):
     summary, module = train(make_cfg("algo=a2c", "debug=default", "total_env_steps=400"))
-    assert module.batches_per_rollout == 1
     optimizer = module.optimizers(use_pl_optimizer=False)
     assert isinstance(optimizer, torch.optim.RMSprop)
     weight = module.policy.head.linear.weight

@@ -91,10 +91,10 @@ def hand_step(module: ACKTR, batch, rng_seed: int) -> dict[str, torch.Tensor]:
 @pytest.mark.parametrize("env", ["cartpole", "pendulum"])
 def test_update_is_the_hand_composed_kfac_step(make_cfg, env):
     module, _ = tiny_module(make_cfg, env, "algo.kl_clip=0.0005")
-    batch = next(iter(module.rollout_batches()))
+    batch = next(module.minibatches(module.collect_rollout()))
     expected = hand_step(module, batch, rng_seed=7)
     torch.manual_seed(7)
-    module.training_step(batch, 0)
+    module.minibatch_step(batch)
     for name, param in module.policy.named_parameters():
         torch.testing.assert_close(param.detach(), expected[name], rtol=1e-4, atol=1e-6, msg=name)
     metrics = module.update_log.steps[-1]
@@ -113,11 +113,11 @@ def test_measured_kl_of_the_first_step_respects_kl_clip(make_cfg, env):
     aligned layer gradients can double ``ΔᵀFΔ``, plus the Kronecker error of the hidden block.
     Tolerance: joint in [0.5 δ, 3 δ], policy alone ≤ δ."""
     module, _ = tiny_module(make_cfg, env, "env.n_envs=8", "algo.n_steps=256", "algo.kl_clip=0.001")
-    batch = next(iter(module.rollout_batches()))
+    batch = next(module.minibatches(module.collect_rollout()))
     old = snapshot(module.policy, batch.obs)
     with torch.no_grad():
         old_values = module.policy.value(batch.obs)
-    module.training_step(batch, 0)
+    module.minibatch_step(batch)
     with torch.no_grad():
         policy_kl = float(mean_kl(module.policy, batch.obs, old))
         value_kl = float(2.0 * (module.policy.value(batch.obs) - old_values).square().mean())

@@ -86,7 +86,7 @@ def test_one_update_lowers_the_td_loss_of_the_q_critic(make_cfg, env):
     module = build(make_cfg("algo=actor_critic", f"env={env}", "algo.optimizer.lr=1e-3"))
     module.setup("fit")
     try:
-        batch = next(module.rollout_batches())
+        batch = next(module.minibatches(module.collect_rollout()))
         with torch.no_grad():
             before = float(module.critic_loss(batch, batch.values))
             q_before = module.q_critic(batch.obs, batch.actions)

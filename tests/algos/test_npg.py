@@ -18,7 +18,7 @@ def test_npg_takes_the_full_step_of_quadratic_kl_max_kl(make_cfg, env):
     assert isinstance(module, NPG)
     module.setup("fit")
     try:
-        batch = next(module.rollout_batches())
+        batch = next(module.minibatches(module.collect_rollout()))
         old = snapshot(module.policy, batch.obs)
         theta_old = flat_params(module.actor_parameters())
         metrics = module.policy_update(batch)
@@ -55,7 +55,7 @@ def test_npg_step_is_the_natural_gradient_of_the_explicit_fisher_matrix(make_cfg
     )
     module.setup("fit")
     try:
-        batch = next(module.rollout_batches())
+        batch = next(module.minibatches(module.collect_rollout()))
         actor, hp = Actor(module.policy), module.hparams
         names = [
             f"policy.{n}" for n, p in module.policy.named_parameters() if n.startswith(("actor_body", "head"))

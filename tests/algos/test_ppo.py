@@ -91,7 +91,7 @@ def test_first_minibatch_ratio_is_one(make_cfg):
 
     module = build(make_cfg("~algo_env", "total_env_steps=512"))
     module.setup("fit")
-    first = next(module.rollout_batches())
+    first = next(module.minibatches(module.collect_rollout()))
     _, metrics = module.compute_loss(first)
     assert float(metrics["train/approx_kl"]) < 1e-6
     assert float(metrics["train/clip_fraction"]) == 0.0

@@ -16,7 +16,7 @@ def rollout_batch(make_cfg, *overrides):
     """A TRPO module and one processed rollout of it (full batch, advantages normalized)."""
     module = build(make_cfg("algo=trpo", *overrides))
     module.setup("fit")
-    batch = next(module.rollout_batches())
+    batch = next(module.minibatches(module.collect_rollout()))
     return module, batch
 
 

@@ -94,7 +94,8 @@ class ACKTR(A2C):
             "train/quadratic_kl": torch.tensor(stats.quadratic_kl),
         }
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def minibatch_step(self, batch: Batch) -> bool:
+        """Fold the batch's Fisher into the factors, take the preconditioned step, log its KL."""
         old = snapshot(self.policy, batch.obs)
         self.update_curvature(batch.obs)
         loss, metrics = self.compute_loss(batch)
@@ -102,6 +103,7 @@ class ACKTR(A2C):
         with torch.no_grad():
             metrics["train/approx_kl"] = mean_kl(self.policy, batch.obs, old)
         self.update_log.step(metrics | self._step_metrics)
+        return True
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """The K-FAC factors and eigenbases ride along, so a resumed run keeps its preconditioner."""

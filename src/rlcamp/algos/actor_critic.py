@@ -107,7 +107,7 @@ class QActorCritic(PolicyGradient):
         """The policy's state-value head is in no loss, and the critic-only steps leave θ out."""
         return True
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def minibatch_step(self, batch: Batch) -> bool:
         """Fit ``Q_φ`` to the rollout's fixed targets for ``critic_steps`` steps, re-read ``Ψ`` from
         the fitted critic, then take the shared policy(+critic) step."""
         if self.hparams.critic_steps and len(batch):
@@ -116,7 +116,7 @@ class QActorCritic(PolicyGradient):
             with torch.no_grad():
                 weights = self.policy_weights(batch.obs, batch.actions)
             batch.advantages = normalize(weights) if self.hparams.normalize_advantage else weights
-        super().training_step(batch, batch_idx)
+        return super().minibatch_step(batch)
 
     def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor:
         """``½ E[(Q_φ(s, a) - y)²]``."""

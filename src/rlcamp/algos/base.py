@@ -2,8 +2,8 @@
 
 Read top to bottom: hyperparameters, rollout, batch, loss, step, log. A subclass writes its loss
 (``compute_loss``) and its hyperparameter checks (``validate_hparams``); one that builds its batch
-differently overrides ``process_rollout``, one that steps differently (NPG/TRPO) ``training_step``.
-Full-batch methods pass ``update_epochs=1, n_minibatches=1``.
+differently overrides ``process_rollout``, one that steps differently (NPG/TRPO, ACKTR, PPO's early
+stop) ``minibatch_step``. Full-batch methods pass ``update_epochs=1, n_minibatches=1``.
 """
 
 from __future__ import annotations
@@ -144,10 +144,6 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         """Rollouts needed to spend ``total_env_steps`` across all ranks."""
         return math.ceil(self.hparams.total_env_steps / (self.rollout_size * self.world_size))
 
-    @property
-    def batches_per_rollout(self) -> int:
-        return self.hparams.update_epochs * self.hparams.n_minibatches
-
     def annealing_factor(self, env_steps: int) -> float:
         """``1 - k / K`` with ``k = env_steps / (rollout_size · world_size)`` rollouts done of ``K``.
 
@@ -188,8 +184,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             self.collector = None
 
     def train_dataloader(self) -> DataLoader:
-        dataset = RolloutDataset(self.rollout_batches, self.batches_per_rollout)
-        return DataLoader(dataset, batch_size=None, num_workers=0)
+        return DataLoader(RolloutDataset(self.collect_rollout), batch_size=None, num_workers=0)
 
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         """Rollouts are collected on the module's device already."""
@@ -217,10 +212,10 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         hp = self.hparams
         return gae_batch(rollout, self.policy.evaluate_actions, self.policy.value, hp.gamma, hp.gae_lambda)
 
-    def rollout_batches(self) -> Iterator[Batch]:
-        """What the dataloader yields per rollout: the batch's ``update_epochs × n_minibatches``."""
+    def minibatches(self, batch: Batch) -> Iterator[Batch]:
+        """The update's ``update_epochs`` shuffled passes of ``n_minibatches`` (``Batch.minibatches``)."""
         hp = self.hparams
-        return self.collect_rollout().minibatches(hp.update_epochs, hp.n_minibatches, hp.normalize_advantage)
+        return batch.minibatches(hp.update_epochs, hp.n_minibatches, hp.normalize_advantage)
 
     # ----------------------------------------------------------------- loss
     @abstractmethod
@@ -229,9 +224,20 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     # ----------------------------------------------------------------- step
     def training_step(self, batch: Batch, batch_idx: int) -> None:
+        """The rollout's whole update, so Lightning's per-step hooks (and DDP's per-step SIGTERM
+        broadcast) run once per rollout rather than once per minibatch."""
+        for minibatch in self.minibatches(batch):
+            if not self.minibatch_step(minibatch):
+                break
+
+    def minibatch_step(self, batch: Batch) -> bool:
+        """The update's step on one minibatch: here one optimizer step on ``compute_loss``.
+
+        Returning False ends the rollout's update (PPO's ``target_kl``)."""
         loss, metrics = self.compute_loss(batch)
         self.gradient_step(loss)
         self.update_log.step(metrics)
+        return True
 
     def gradient_step(self, loss: torch.Tensor) -> None:
         """``θ ← opt(θ, ∇loss)`` after clipping the global gradient norm (PPO detail #11).

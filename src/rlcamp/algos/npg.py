@@ -154,7 +154,9 @@ class NPG(OnPolicyAlgorithm):
             losses.append(loss.detach())
         return torch.stack(losses).mean()
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def minibatch_step(self, batch: Batch) -> bool:
+        """The natural-gradient policy step on the whole batch, then the critic's fit."""
         metrics = self.policy_update(batch)
         metrics["train/value_loss"] = self.fit_value(batch)
         self.update_log.step(metrics)
+        return True

@@ -58,12 +58,12 @@ class PolicyGradient(OnPolicyAlgorithm):
         metrics["train/loss"] = loss.detach()
         return loss, metrics
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
+    def minibatch_step(self, batch: Batch) -> bool:
         """Skip the step when the rollout holds no complete episode (REINFORCE, short ``n_steps``)."""
         if len(batch) == 0:
             self.update_log.step({"train/skipped_update": torch.tensor(1.0)})
-            return
-        super().training_step(batch, batch_idx)
+            return True
+        return super().minibatch_step(batch)
 
 
 class A2C(PolicyGradient):

@@ -66,7 +66,6 @@ class PPO(OnPolicyAlgorithm):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self._update_stopped = False
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
@@ -83,9 +82,6 @@ class PPO(OnPolicyAlgorithm):
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """The surrogate to minimize: here ``-L^CLIP``."""
         return clipped_surrogate_loss(log_ratio, advantages, self.clip)
-
-    def on_train_epoch_start(self) -> None:
-        self._update_stopped = False
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         hp = self.hparams
@@ -107,20 +103,17 @@ class PPO(OnPolicyAlgorithm):
             }
         return loss, metrics
 
-    def training_step(self, batch: Batch, batch_idx: int) -> None:
-        """One minibatch step; with ``target_kl``, skip the rest of the rollout's update once the
-        (all-ranks mean) approximate KL exceeds ``1.5 · target_kl`` (as SB3 does)."""
-        if self._update_stopped:
-            return
+    def minibatch_step(self, batch: Batch) -> bool:
+        """One minibatch step; with ``target_kl``, end the rollout's update once the (all-ranks
+        mean) approximate KL exceeds ``1.5 · target_kl``, before stepping (as SB3 does)."""
         loss, metrics = self.compute_loss(batch)
-        if self.hparams.target_kl is not None:
-            kl = self.trainer.strategy.reduce(metrics["train/approx_kl"], reduce_op="mean")
-            if kl > 1.5 * self.hparams.target_kl:
-                self._update_stopped = True
-                self.update_log.step({"train/early_stop": torch.tensor(1.0)})
-                return
+        target_kl = self.hparams.target_kl
+        if target_kl is not None and self.all_ranks_mean(metrics["train/approx_kl"]) > 1.5 * target_kl:
+            self.update_log.step({"train/early_stop": torch.tensor(1.0)})
+            return False
         self.gradient_step(loss)
         self.update_log.step(metrics)
+        return True
 
 
 class PPOKL(PPO):
@@ -143,7 +136,6 @@ class PPOKL(PPO):
     ) -> None:
         super().__init__(**kwargs)
         self.kl_coef = float(kl_coef)
-        self._rollout_batch: Batch | None = None
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
@@ -154,24 +146,16 @@ class PPOKL(PPO):
         """``-L^KLPEN`` at the current β."""
         return kl_penalty_loss(log_ratio, advantages, self.kl_coef)
 
-    def collect_rollout(self) -> Batch:
-        """The base's batch, kept for measuring the KL after the update."""
-        self._rollout_batch = super().collect_rollout()
-        return self._rollout_batch
-
-    def on_train_epoch_end(self) -> None:
-        """Measure ``d`` on the rollout, log it and β, adapt β; then the base's logging."""
-        if self._rollout_batch is not None:
-            batch, self._rollout_batch = self._rollout_batch, None
-            with torch.no_grad():
-                log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions)
-                kl = approx_kl(log_prob - batch.log_probs)
-            kl = float(self.trainer.strategy.reduce(kl, reduce_op="mean"))
-            self.update_log.rollout["train/kl"] = torch.tensor(kl)
-            self.update_log.rollout["train/kl_coef"] = torch.tensor(self.kl_coef)
-            if self.hparams.adaptive_kl:
-                self.kl_coef = adapt_kl_coef(self.kl_coef, kl, self.hparams.kl_target)
-        super().on_train_epoch_end()
+    def training_step(self, batch: Batch, batch_idx: int) -> None:
+        """The base's update, then measure ``d`` on the whole rollout, log it and β, adapt β."""
+        super().training_step(batch, batch_idx)
+        with torch.no_grad():
+            log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions)
+            kl = float(self.all_ranks_mean(approx_kl(log_prob - batch.log_probs)))
+        self.update_log.rollout["train/kl"] = torch.tensor(kl)
+        self.update_log.rollout["train/kl_coef"] = torch.tensor(self.kl_coef)
+        if self.hparams.adaptive_kl:
+            self.kl_coef = adapt_kl_coef(self.kl_coef, kl, self.hparams.kl_target)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         super().on_save_checkpoint(checkpoint)

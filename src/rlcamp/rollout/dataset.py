@@ -1,27 +1,26 @@
-"""The train dataloader's dataset: one pass over it is one rollout plus its update."""
+"""The train dataloader's dataset: one pass over it is one rollout, one item its training batch."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from torch.utils.data import IterableDataset
 
 
 class RolloutDataset(IterableDataset):
-    """``iter()`` calls ``rollout_batches()`` (collect a fresh rollout, return its update batches).
+    """``iter()`` yields ``collect()`` once: a fresh rollout's batch, collected when Lightning asks.
 
-    Lightning calls ``iter()`` once per epoch, so a Lightning epoch is one rollout. ``__len__`` is
-    the number of update batches: with it, Lightning does not fetch past the last batch, so the
-    next rollout is collected only after the last optimizer step of this one.
+    Lightning calls ``iter()`` once per epoch, so a Lightning epoch is one rollout and one training
+    step its whole update. ``__len__`` is 1: with it, Lightning does not fetch past that item, so
+    the next rollout is collected only after this one's update.
     """
 
-    def __init__(self, rollout_batches: Callable[[], Iterable[Any]], batches_per_rollout: int) -> None:
-        self.rollout_batches = rollout_batches
-        self.batches_per_rollout = batches_per_rollout
+    def __init__(self, collect: Callable[[], Any]) -> None:
+        self.collect = collect
 
     def __len__(self) -> int:
-        return self.batches_per_rollout
+        return 1
 
     def __iter__(self) -> Iterator[Any]:
-        yield from self.rollout_batches()
+        yield self.collect()
