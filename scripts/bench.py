@@ -19,7 +19,9 @@ One torch thread throughout; each figure is the median of ``--repeats`` runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import io
 import json
 import logging
 import os
@@ -71,7 +73,8 @@ class SolveTimer(pl.Callback):
 
 def train_sps(overrides: list[str], steps: int, seed: int, tmp: str) -> float:
     cfg = compose_cfg([*overrides, f"total_env_steps={steps}", f"seed={seed}"], tmp)
-    _, module = train(cfg)
+    with contextlib.redirect_stdout(io.StringIO()):  # each run's end-of-run table
+        _, module = train(cfg)
     return module.last_metrics["time/sps"]
 
 

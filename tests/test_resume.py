@@ -141,6 +141,9 @@ def test_crash_and_resume_matches_an_uninterrupted_run_bit_for_bit(make_cfg, tmp
     for key in ("env_steps", "episodes", "ep_return_mean"):
         assert resumed_summary[key] == full_summary[key], key
     assert resumed_summary["resumed_from"] == str(ckpt)
+    # training time continues from the checkpoint's: the crashed fit's 32 steps plus this fit's
+    assert resumed_summary["wall_seconds"] > load_checkpoint(ckpt)["rlcamp"]["wall_seconds"] > 0
+    assert resumed_summary["steps_per_second"] == pytest.approx(96 / resumed_summary["wall_seconds"])
     assert snapshot(crashed_dir) == before, "resuming must not modify the crashed run's directory"
 
 

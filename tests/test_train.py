@@ -75,3 +75,15 @@ def test_lightning_callbacks_can_monitor_the_return(make_cfg):
     assert float(module.trainer.callback_metrics["rollout/ep_return_mean"]) == pytest.approx(
         summary["ep_return_mean"]
     )
+
+
+def test_run_clock_adds_the_earlier_fits_time_and_rates_this_fits_steps(monkeypatch):
+    """``RunClock``: wall seconds = the checkpoint's + this fit's; steps/s over this fit's steps only."""
+    from rlcamp.utils import summary
+
+    now = iter([100.0, 110.0, 110.0])
+    monkeypatch.setattr(summary.time, "perf_counter", lambda: next(now))
+    clock = summary.RunClock(seconds_before=5.0)
+    clock.begin(env_steps=1000)
+    assert clock.wall_seconds == 15.0
+    assert clock.steps_per_second(env_steps=3000) == 200.0

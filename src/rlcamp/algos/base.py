@@ -9,7 +9,6 @@ stop) ``minibatch_step``. Full-batch methods pass ``update_epochs=1, n_minibatch
 from __future__ import annotations
 
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.rollout import Batch, EpisodeStats, Rollout, RolloutCollector, RolloutDataset, gae_batch
 from rlcamp.utils.checkpoint import load_run_state, save_run_state
 from rlcamp.utils.distributed import all_ranks_episode_metrics, rank_seed, share_normalizers
+from rlcamp.utils.summary import RunClock
 
 
 class OnPolicyAlgorithm(pl.LightningModule, ABC):
@@ -89,10 +89,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         # run state, saved in checkpoints (rlcamp.utils.checkpoint.save_run_state)
         self.env_steps = 0
         self.episode_stats = EpisodeStats(window=stats_window)
-        self.wall_seconds_before = 0.0  # training time of the run before this (resumed) fit
+        self.clock = RunClock()
         self.run_config = run_config
-        self._fit_start = (0.0, 0)  # (perf_counter, env_steps) when this fit began
-        self._rollout_start_steps = 0  # env_steps (all ranks) before the rollout in progress
         self.update_log = UpdateLog()  # this rollout's metrics and NaN flags
         self.last_metrics: dict[str, float] = {}
 
@@ -155,8 +153,8 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     @property
     def progress_remaining(self) -> float:
-        """The annealing factor of the rollout in progress (its env steps not yet counted)."""
-        return self.annealing_factor(self._rollout_start_steps)
+        """The annealing factor of the rollout in progress, whose env steps are counted already."""
+        return self.annealing_factor(max(self.env_steps - self.rollout_size * self.world_size, 0))
 
     # ----------------------------------------------------------------- rollout
     def setup(self, stage: str) -> None:
@@ -196,7 +194,6 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.policy.eval()
         rollout = self.collector.collect(self.policy)
         self.policy.train()
-        self._rollout_start_steps = self.env_steps
         self.env_steps += rollout.n_steps * rollout.n_envs * self.world_size
         with torch.no_grad():
             batch = self.process_rollout(rollout)
@@ -278,8 +275,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     # ----------------------------------------------------------------- log
     def on_train_start(self) -> None:
-        self._fit_start = (time.perf_counter(), self.env_steps)
-        self._rollout_start_steps = self.env_steps
+        self.clock.begin(self.env_steps)
         if self.collector is not None:  # a resumed run's env steps continue from the checkpoint's
             self.collector.steps_done = self.env_steps // self.world_size
 
@@ -303,13 +299,13 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     def rollout_metrics(self, lr: float) -> dict[str, float]:
         """Rollout statistics plus the update's metrics (``UpdateLog.row``), as Python floats."""
-        stats, (start, start_steps) = self.episode_stats, self._fit_start
+        stats = self.episode_stats
         metrics: dict[str, float] = {
             "env_steps": float(self.env_steps),
             "rollout/ep_return_mean": stats.return_mean,
             "rollout/ep_len_mean": stats.length_mean,
             "rollout/episodes": float(stats.episodes),
-            "time/sps": (self.env_steps - start_steps) / max(time.perf_counter() - start, 1e-9),
+            "time/sps": self.clock.steps_per_second(self.env_steps),
             "train/lr": float(lr),
         }
         if self.world_size > 1:
@@ -318,11 +314,6 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         return metrics | self.update_log.row()
 
     # ----------------------------------------------------------------- run state and summary
-    @property
-    def wall_seconds(self) -> float:
-        """Training time of the whole run, earlier (resumed-from) fits included."""
-        return self.wall_seconds_before + time.perf_counter() - self._fit_start[0]
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         save_run_state(self, checkpoint)
 
@@ -331,7 +322,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
 
     def summary(self) -> dict[str, Any]:
         """The run's outcome, for ``summary.json`` and the end-of-run table."""
-        wall = self.wall_seconds
+        wall = self.clock.wall_seconds
         return {
             "algo": type(self).__name__.lower(),
             "env_id": self.env_factory.id,

@@ -37,7 +37,7 @@ def save_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
         "config": module.run_config,
         "spaces": module.env_spaces,
         "rng": rng_state(),
-        "wall_seconds": module.wall_seconds,
+        "wall_seconds": module.clock.wall_seconds,
         "env_steps": module.env_steps,
         "episodes": stats["episodes"],
         "episode_window": {"returns": stats["returns"], "lengths": stats["lengths"]},
@@ -61,7 +61,7 @@ def load_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
     """
     state = checkpoint.get("rlcamp", {})
     module.env_steps = int(state.get("env_steps", 0))
-    module.wall_seconds_before = float(state.get("wall_seconds", 0.0))
+    module.clock.seconds_before = float(state.get("wall_seconds", 0.0))
     rank = module.global_rank if module._trainer is not None else 0
     by_rank = state.get("rng_by_rank") or [state.get("rng")]
     if module._trainer is not None and rank < len(by_rank) and by_rank[rank] is not None:

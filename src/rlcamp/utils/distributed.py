@@ -24,6 +24,8 @@ from pytorch_lightning.strategies import DDPStrategy, Strategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 
+from rlcamp.utils.summary import RunClock
+
 if TYPE_CHECKING:
     from rlcamp.algos.base import OnPolicyAlgorithm
     from rlcamp.rollout import EpisodeStats
@@ -66,7 +68,7 @@ def handoff_state(module: OnPolicyAlgorithm) -> dict[str, Any]:
     return {
         "env_steps": module.env_steps,
         "episode_stats": module.episode_stats.state(),
-        "wall_seconds": module.wall_seconds,
+        "wall_seconds": module.clock.wall_seconds,
         "last_metrics": dict(module.last_metrics),
     }
 
@@ -74,7 +76,7 @@ def handoff_state(module: OnPolicyAlgorithm) -> dict[str, Any]:
 def load_handoff_state(module: OnPolicyAlgorithm, state: dict[str, Any]) -> None:
     module.env_steps = int(state["env_steps"])
     module.episode_stats.load_state(state["episode_stats"])
-    module.wall_seconds_before, module._fit_start = float(state["wall_seconds"]), (time.perf_counter(), 0)
+    module.clock = RunClock(seconds_before=float(state["wall_seconds"]), start=time.perf_counter())
     module.last_metrics = dict(state["last_metrics"])
 
 

@@ -4,8 +4,29 @@ from __future__ import annotations
 
 import json
 import math
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+
+@dataclass
+class RunClock:
+    """A run's training time across resumed fits, and this fit's env-step rate (``time/sps``)."""
+
+    seconds_before: float = 0.0  # training time of the fits before this one (from the checkpoint)
+    start: float = 0.0  # perf_counter when this fit began
+    start_steps: int = 0  # env steps done when this fit began
+
+    def begin(self, env_steps: int) -> None:
+        self.start, self.start_steps = time.perf_counter(), env_steps
+
+    @property
+    def wall_seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.start
+
+    def steps_per_second(self, env_steps: int) -> float:
+        return (env_steps - self.start_steps) / max(time.perf_counter() - self.start, 1e-9)
 
 
 def _json_safe(value: Any) -> Any:
