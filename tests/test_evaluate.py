@@ -10,7 +10,7 @@ import sys
 import pytest
 import torch
 
-from rlcamp.evaluate import evaluate_policy
+from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.train import train
 from rlcamp.utils.build import build
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 
-from rlcamp.evaluate import evaluate_policy
+from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.utils.wandb import log_video
 
 

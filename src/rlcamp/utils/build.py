@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import hydra
+import pytorch_lightning as pl
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
-
-if TYPE_CHECKING:
-    from rlcamp.algos.base import OnPolicyAlgorithm
 
 CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
 
@@ -27,7 +25,7 @@ def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
     return cfg
 
 
-def build(cfg: DictConfig) -> OnPolicyAlgorithm:
+def build(cfg: DictConfig) -> pl.LightningModule:
     """Instantiate the algorithm module (with its env recipe and policy network) from ``cfg``.
 
     The algo config is instantiated as a partial and then called, so the env recipe and the

@@ -8,7 +8,7 @@ import logging
 import pickle
 import zipfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytorch_lightning as pl
 import torch
@@ -18,14 +18,13 @@ from rlcamp.errors import CheckpointError
 from rlcamp.utils.distributed import rank_seed
 from rlcamp.utils.rng import rng_state, set_rng_state
 
-if TYPE_CHECKING:
-    from rlcamp.algos.base import OnPolicyAlgorithm
-
 log = logging.getLogger(__name__)
 
 
-def save_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> None:
+def save_run_state(module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
     """Besides Lightning's weights, optimizer, LR schedule and loop state: rlcamp's run state.
+
+    ``module`` is an ``OnPolicyAlgorithm``, typed by its Lightning base: ``utils/`` imports no ``algos/``.
 
     The resolved config, the spaces (checked on resume), env-step and episode counters, the
     episode-statistics window, the training time so far and the Python/NumPy/torch RNG states.
@@ -49,7 +48,7 @@ def save_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> Non
         checkpoint["rlcamp"]["episodes"] = sum(episodes for _, episodes in ranks)
 
 
-def load_run_state(module: OnPolicyAlgorithm, checkpoint: dict[str, Any]) -> None:
+def load_run_state(module: pl.LightningModule, checkpoint: dict[str, Any]) -> None:
     """Restore ``save_run_state``'s counters and episode statistics into ``module``.
 
     A resumed fit (the module has a trainer) also continues the random streams before Lightning's
@@ -107,7 +106,7 @@ def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint
     return OmegaConf.create(config)
 
 
-def load_run(path: str | Path) -> tuple[OnPolicyAlgorithm, DictConfig]:
+def load_run(path: str | Path) -> tuple[pl.LightningModule, DictConfig]:
     """Rebuild the module of a checkpoint with its weights and normalization statistics loaded."""
     from rlcamp.utils.build import build
 
@@ -303,7 +302,7 @@ def check_same_run(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path
         )
 
 
-def check_resumable(checkpoint: dict[str, Any], module: OnPolicyAlgorithm, path: str | Path) -> None:
+def check_resumable(checkpoint: dict[str, Any], module: pl.LightningModule, path: str | Path) -> None:
     """The checkpoint was trained on the same spaces and its weights fit the configured network."""
     saved = checkpoint.get("rlcamp", {}).get("spaces")
     if saved is not None and saved != module.env_spaces:

@@ -27,7 +27,6 @@ from pytorch_lightning.strategies.launchers.subprocess_script import _Subprocess
 from rlcamp.utils.summary import RunClock
 
 if TYPE_CHECKING:
-    from rlcamp.algos.base import OnPolicyAlgorithm
     from rlcamp.rollout import EpisodeStats
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
@@ -62,7 +61,7 @@ def all_ranks_episode_metrics(strategy: Strategy, stats: EpisodeStats, sps: floa
     }
 
 
-def handoff_state(module: OnPolicyAlgorithm) -> dict[str, Any]:
+def handoff_state(module: pl.LightningModule) -> dict[str, Any]:
     """What ``module.summary()`` reads, as plain data: returned by a fork/spawn rank 0 to the process
     that called ``fit`` (``RunStateLauncher``)."""
     return {
@@ -73,7 +72,7 @@ def handoff_state(module: OnPolicyAlgorithm) -> dict[str, Any]:
     }
 
 
-def load_handoff_state(module: OnPolicyAlgorithm, state: dict[str, Any]) -> None:
+def load_handoff_state(module: pl.LightningModule, state: dict[str, Any]) -> None:
     module.env_steps = int(state["env_steps"])
     module.episode_stats.load_state(state["episode_stats"])
     module.clock = RunClock(seconds_before=float(state["wall_seconds"]), start=time.perf_counter())

@@ -33,11 +33,11 @@ from typing import Any
 
 import gymnasium as gym
 import hydra
+import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
 from omegaconf import DictConfig, OmegaConf
 
-from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError
 from rlcamp.utils.build import build
@@ -215,7 +215,7 @@ def check_checkpoint(path: Path) -> dict[str, Any]:
     return checkpoint
 
 
-def validate_run(cfg: DictConfig) -> tuple[OnPolicyAlgorithm, Path | None, dict[str, Any] | None]:
+def validate_run(cfg: DictConfig) -> tuple[pl.LightningModule, Path | None, dict[str, Any] | None]:
     """All checks, in the order of the module docstring; returns the built module and the resume point.
 
     ``ckpt_path=last`` is resolved here (see ``resolve_ckpt_path``). Nothing is written and no

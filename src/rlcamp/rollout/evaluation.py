@@ -1,0 +1,87 @@
+"""Play a policy for whole episodes on a fresh env: the return ``rlcamp-eval`` and the periodic
+evaluation callback report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from rlcamp.envs.factory import VecEnvFactory
+from rlcamp.nn.actor_critic import ActorCritic
+
+
+@dataclass
+class EvalResult:
+    """Undiscounted returns and lengths of the evaluation episodes, and the videos written."""
+
+    returns: list[float]
+    lengths: list[int]
+    videos: list[str] = field(default_factory=list)
+
+    def metrics(self, prefix: str = "eval/") -> dict[str, float]:
+        """``return_mean``, ``return_std`` (population), ``len_mean``, under ``prefix``."""
+        returns = np.asarray(self.returns, dtype=np.float64)
+        return {
+            f"{prefix}return_mean": float(returns.mean()),
+            f"{prefix}return_std": float(returns.std()),
+            f"{prefix}ep_len_mean": float(np.mean(self.lengths)),
+        }
+
+
+@torch.no_grad()
+def evaluate_policy(
+    policy: ActorCritic,
+    env_factory: VecEnvFactory,
+    n_episodes: int,
+    deterministic: bool = True,
+    seed: int = 0,
+    video_dir: str | Path | None = None,
+    video_episodes: int = 1,
+    name_prefix: str = "eval",
+) -> EvalResult:
+    """Play ``n_episodes`` on one fresh env (episode ``i`` reset with ``seed + i``).
+
+    Observations go through ``policy.normalize_obs``, which applies the running statistics without
+    updating them. With ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes={n_episodes}: evaluate at least 1 episode")
+    env = env_factory.env_fn(render_mode="rgb_array" if video_dir else None)()
+    if isinstance(env.action_space, gym.spaces.Box):
+        env = gym.wrappers.ClipAction(env)
+    if video_dir:
+        env = gym.wrappers.RecordVideo(
+            env,
+            str(video_dir),
+            episode_trigger=lambda episode: episode < video_episodes,
+            name_prefix=name_prefix,
+        )
+    device = next(policy.parameters()).device
+    was_training = policy.training
+    policy.eval()
+    returns: list[float] = []
+    lengths: list[int] = []
+    try:
+        for episode in range(n_episodes):
+            obs, _ = env.reset(seed=seed + episode)
+            total, length, done = 0.0, 0, False
+            while not done:
+                net_obs = policy.normalize_obs(torch.as_tensor(obs, device=device).unsqueeze(0))
+                action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
+                if policy.is_discrete:
+                    action = int(action)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                length += 1
+                done = terminated or truncated
+            returns.append(total)
+            lengths.append(length)
+    finally:
+        env.close()
+        policy.train(was_training)
+    videos = sorted(str(p) for p in Path(video_dir).glob(f"{name_prefix}-episode-*.mp4")) if video_dir else []
+    return EvalResult(returns, lengths, videos)
