@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rlcamp.algos.losses import value_loss
-from rlcamp.algos.ppo import approx_kl, clipped_surrogate_loss
+from rlcamp.algos.ppo import PPO, approx_kl, clipped_surrogate_loss
 from tests.helpers.learning import LearningClaim
 
 
@@ -105,3 +105,39 @@ def test_explained_variance_reference_values():
     torch.testing.assert_close(explained_variance(torch.full((4,), 2.5), returns), torch.tensor(0.0))
     assert explained_variance(torch.zeros(1), torch.ones(1)).isnan()
     assert explained_variance(torch.zeros(3), torch.ones(3)).isnan()
+
+
+class ScriptedKLPPO(PPO):
+    """PPO whose minibatch ``k`` of each rollout reports an approximate KL of ``KL_SCRIPT[k]``."""
+
+    KL_SCRIPT = (0.0, 0.005, 0.02, 0.0, 0.0, 0.0, 0.0, 0.0)  # the third crosses 1.5 × 0.01
+
+    def on_train_epoch_start(self) -> None:
+        self.minibatch_index = 0
+
+    def compute_loss(self, batch):
+        loss, metrics = super().compute_loss(batch)
+        metrics["train/approx_kl"] = torch.tensor(self.KL_SCRIPT[self.minibatch_index])
+        self.minibatch_index += 1
+        return loss, metrics
+
+
+def test_target_kl_ends_each_rollouts_update_at_the_first_minibatch_over_1_5_target(make_cfg):
+    """Two steps per rollout (the third minibatch's KL 0.02 > 0.015 stops it before its step), in
+    every rollout: the stop ends one update, not the run."""
+    from rlcamp.train import train
+
+    cfg = make_cfg(
+        "debug=default",
+        "algo._target_=tests.algos.test_ppo.ScriptedKLPPO",
+        "algo.target_kl=0.01",
+        "algo.update_epochs=2",
+        "algo.n_minibatches=4",
+        "total_env_steps=1024",
+    )
+    _, module = train(cfg)
+    optimizer = module.optimizers(use_pl_optimizer=False)
+    steps = {int(state["step"]) for state in optimizer.state.values()}
+    assert module.num_rollouts == 4 and steps == {2 * 4}
+    assert module.last_metrics["train/early_stop"] == 1.0
+    assert module.minibatch_index == 3  # the rest of the rollout's minibatches were never drawn
