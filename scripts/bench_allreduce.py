@@ -23,24 +23,20 @@ import statistics
 import tempfile
 import time
 
-import hydra
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.nn.parallel import DistributedDataParallel
 
 from rlcamp.nn.actor_critic import ActorCritic
-from rlcamp.utils.build import compose_config
+from rlcamp.utils.build import build, compose_config
 
 
 def build_policy(env: str, overrides: list[str]) -> ActorCritic:
     """The policy ``rlcamp-train env=<env> <overrides>`` trains, with fixed initial weights."""
     cfg = compose_config([f"env={env}", *overrides], tempfile.gettempdir())
-    observation_space, action_space = hydra.utils.instantiate(cfg.env).spaces()
     torch.manual_seed(0)
-    return hydra.utils.instantiate(cfg.network)(
-        observation_space=observation_space, action_space=action_space
-    )
+    return build(cfg).policy
 
 
 class PolicyLoss(torch.nn.Module):
