@@ -161,7 +161,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         if self.collector is not None:  # a resumed fit sets up once
             return
         if self.world_size > 1:  # normalizer statistics merged over ranks; rank r > 0 its own noise
-            share_normalizers(self.trainer.strategy, self.policy.obs_normalizer, self.reward_scaler)
+            share_normalizers(self.trainer.strategy, *self.policy.running_statistics(), self.reward_scaler)
             if self.global_rank > 0:
                 pl.seed_everything(rank_seed(self.hparams.seed, self.global_rank), verbose=False)
         seed = self.hparams.seed + self.global_rank * self.env_factory.n_envs

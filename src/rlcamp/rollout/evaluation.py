@@ -45,7 +45,7 @@ def evaluate_policy(
 ) -> EvalResult:
     """Play ``n_episodes`` on one fresh env (episode ``i`` reset with ``seed + i``).
 
-    Observations go through ``policy.normalize_obs``, which applies the running statistics without
+    Observations go through ``policy.preprocess``, which applies the running statistics without
     updating them. With ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
     """
     if n_episodes < 1:
@@ -70,7 +70,7 @@ def evaluate_policy(
             obs, _ = env.reset(seed=seed + episode)
             total, length, done = 0.0, 0, False
             while not done:
-                net_obs = policy.normalize_obs(torch.as_tensor(obs, device=device).unsqueeze(0))
+                net_obs = policy.preprocess(torch.as_tensor(obs, device=device).unsqueeze(0))
                 action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
                 if policy.is_discrete:
                     action = int(action)
