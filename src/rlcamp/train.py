@@ -25,7 +25,7 @@ from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS
 from rlcamp.utils.build import CONF_DIR, build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
-from rlcamp.utils.summary import print_summary, write_summary
+from rlcamp.utils.summary import ENDING_KEYS, print_summary, read_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
@@ -110,7 +110,8 @@ def record_failure(cfg: DictConfig, error: Exception) -> None:
 
     A config error is raised before anything is written, so an existing run in the output
     directory (its summary, or the checkpoint of a run that crashed before writing one) is left
-    alone in that case.
+    alone in that case. Any other failure keeps what ``summary.json`` already recorded (env steps,
+    episodes, returns) and only sets its status and error.
     """
     output_dir = Path(cfg.paths.output_dir)
     existing_run = (output_dir / "summary.json").exists() or (output_dir / "checkpoints").exists()
@@ -118,12 +119,13 @@ def record_failure(cfg: DictConfig, error: Exception) -> None:
         return
     message = str(error).splitlines()[0] if str(error) else ""
     summary = {
-        "status": "failed",
-        "error": f"{type(error).__name__}: {message}",
         "algo": str(OmegaConf.select(cfg, "algo._target_", default="")).rsplit(".", 1)[-1].lower(),
         "env_id": OmegaConf.select(cfg, "env.id"),
         "seed": cfg.get("seed"),
         "output_dir": str(output_dir),
+        **{key: value for key, value in read_summary(output_dir).items() if key not in ENDING_KEYS},
+        "status": "failed",
+        "error": f"{type(error).__name__}: {message}",
     }
     write_summary(output_dir, summary)
 
