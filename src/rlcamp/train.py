@@ -18,7 +18,7 @@ import pytorch_lightning as pl
 import torch
 from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.callbacks import Checkpoint, Timer
 
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
@@ -80,22 +80,49 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     finish_wandb()
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
     summary = {
-        "status": "interrupted"
-        if preempted_by == signal.SIGINT
-        else "preempted"
-        if preempted_by
-        else "completed",
+        **run_ending(trainer, module, preempted_by),
         **module.summary(),
         "seed": cfg.seed,
         "output_dir": str(output_dir),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
     }
-    if preempted_by:
-        summary["preempted_by"] = preempted_by.name
+    if summary["status"] == "stopped":
+        log.warning(
+            "stopped at %d of %d env steps by %s",
+            module.env_steps,
+            cfg.total_env_steps,
+            summary["stop_reason"],
+        )
     if trainer.is_global_zero:  # srun-started ranks each run train(); rank 0 reports
         write_summary(output_dir, summary)
         print_summary(summary)
     return summary, module
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """What ended a fit before its env-step budget: a Lightning limit, else a callback's stop."""
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    if trainer.max_epochs not in (None, -1) and trainer.current_epoch >= trainer.max_epochs:
+        return f"trainer.max_epochs={trainer.max_epochs}"
+    if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        return f"trainer.max_steps={trainer.max_steps}"
+    if timer is not None and (timer.time_remaining("train") or 0.0) <= 0:
+        return f"trainer.max_time ({timer.time_elapsed('train'):.0f} s)"
+    return "a callback set trainer.should_stop (e.g. EarlyStopping)"
+
+
+def run_ending(
+    trainer: pl.Trainer, module: OnPolicyAlgorithm, preempted_by: signal.Signals | None
+) -> dict[str, str]:
+    """How the fit ended, for ``summary.json``: ``completed`` only when the env-step budget was spent;
+    else ``interrupted`` (Ctrl-C) or ``preempted`` (another signal) with ``preempted_by``, or
+    ``stopped`` with its ``stop_reason`` (a Lightning limit, a callback)."""
+    if module.env_steps >= module.hparams.total_env_steps:
+        return {"status": "completed"}
+    if preempted_by is not None:
+        status = "interrupted" if preempted_by == signal.SIGINT else "preempted"
+        return {"status": status, "preempted_by": preempted_by.name}
+    return {"status": "stopped", "stop_reason": stop_reason(trainer)}
 
 
 def is_multirun() -> bool:
