@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
 from rlcamp.errors import RunDirBusyError
 from rlcamp.train import run_job, train
-from rlcamp.utils.run_dir import RunDirLock
+from rlcamp.utils.run_dir import KeepRunRecord, RunDirLock, restore_run_record
 
 TINY = ["total_env_steps=64", "env.n_envs=2", "algo.n_steps=32"]
 
@@ -72,6 +73,26 @@ def test_a_completed_run_rerun_with_ckpt_path_last_says_so_and_trains_nothing(ma
     assert run_job(make_cfg(*TINY, "ckpt_path=last", output_dir=run_dir)) is None
     assert "has already trained 64 env steps of total_env_steps=64: nothing to do" in capsys.readouterr().out
     assert snapshot(run_dir) == before
+
+
+def test_a_sweeps_job_folders_get_their_record_back(tmp_path):
+    """A requeued multirun into a fixed sweep folder: each job's ``.hydra/`` and log are kept at the
+    sweep's start; a refused job gets them back and loses the files written since."""
+    job = tmp_path / "sweep" / "0"
+    (job / ".hydra").mkdir(parents=True)
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    (job / "train.log").write_text("the run's log\n")
+    before = snapshot(job)
+    KeepRunRecord().on_multirun_start(
+        OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+    )
+
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=1\n- algo.optimizer.lr=0.1\n")
+    (job / ".hydra" / "hydra.yaml").write_text("written by the refused job\n")
+    (job / "train.log").write_text("the run's log\nthe refused job's lines\n")
+    restore_run_record(job)
+    assert snapshot(job) == before
+    restore_run_record(tmp_path / "new")  # a folder without a record: nothing to put back
 
 
 def rlcamp_train(*overrides: str) -> subprocess.CompletedProcess:
