@@ -104,7 +104,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
         log.warning(
             "stopped at %d of %d env steps by %s",
             module.env_steps,
-            cfg.total_env_steps,
+            module.hparams.total_env_steps,
             summary["stop_reason"],
         )
     if trainer.is_global_zero:  # srun-started ranks each run train(); rank 0 reports
