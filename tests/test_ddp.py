@@ -78,8 +78,9 @@ class LopsidedKLPPO(PPO):
         ["algo=acktr"],
         ["algo=reinforce", "algo.baseline=mean"],
         ["algo=actor_critic", "algo.critic_steps=2"],
+        ["algo=ppo", "env.id=tests.helpers.envs:LitCellEnv", "network=nature_cnn"],
     ],
-    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic"],
+    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic", "ppo_cnn_uint8"],
 )
 def test_two_ranks_hold_identical_parameters_after_every_update(make_cfg, tmp_path, algo):
     summary, module = train(make_cfg(*DDP, *TINY, *algo, SAME_STATE))

@@ -481,3 +481,30 @@ def test_a_failed_resume_keeps_what_the_summary_recorded(make_cfg, tmp_path):
     assert {k: after[k] for k in ("env_steps", "episodes", "ep_return_mean", "wall_seconds")} == {
         k: before[k] for k in ("env_steps", "episodes", "ep_return_mean", "wall_seconds")
     }
+
+
+def test_a_cnn_run_resumes_bit_for_bit(make_cfg, tmp_path):
+    """uint8 frames and a Nature CNN: a run resumed from its mid-run checkpoint ends with the
+    uninterrupted run's weights and metrics (every episode ends at the checkpoint)."""
+    pixels = [
+        "env.id=tests.helpers.envs:LitCellEnv",
+        "+env.kwargs.scripted=true",
+        "network=nature_cnn",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "algo.update_epochs=2",
+        "total_env_steps=64",
+        "callbacks.checkpoint.every_env_steps=32",
+    ]
+    train(make_cfg(*pixels, output_dir=tmp_path / "full"))
+    crash = ["+callbacks.crash._target_=tests.test_resume.CrashAt", "+callbacks.crash.env_steps=48"]
+    with pytest.raises(Crash):
+        train(make_cfg(*pixels, *crash, output_dir=tmp_path / "crashed"))
+    ckpt = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(ckpt)["rlcamp"]["env_steps"] == 32
+    _, resumed = train(make_cfg(*pixels, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")["state_dict"]
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(full[name], tensor), name
+    assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")

@@ -262,9 +262,18 @@ def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: config}
 
 
+# config keys added after checkpoints were written, with the value that does what those
+# checkpoints' code did: a saved config without the key reads as having it (an old MLP run resumes)
+ADDED_KEYS: dict[str, Any] = {
+    "network.encoder._target_": "rlcamp.nn.encoders.FlattenEncoder",
+    "network.encoder._partial_": True,
+}
+
+
 def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{key: (saved value, current value)}`` for every leaf that differs (``None`` when absent)."""
-    old, new = flat_config(saved), flat_config(current)
+    """``{key: (saved value, current value)}`` for every leaf that differs (``None`` when absent;
+    a key of ``ADDED_KEYS`` absent from ``saved`` reads as its value there)."""
+    old, new = ADDED_KEYS | flat_config(saved), flat_config(current)
     return {
         key: (old.get(key), new.get(key))
         for key in sorted(old.keys() | new.keys())
