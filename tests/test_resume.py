@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -508,3 +509,26 @@ def test_a_cnn_run_resumes_bit_for_bit(make_cfg, tmp_path):
     for name, tensor in resumed.state_dict().items():
         assert torch.equal(full[name], tensor), name
     assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+
+
+def test_a_checkpoint_from_before_the_network_interface_evaluates_and_resumes(make_cfg, tmp_path):
+    """``tests/fixtures/ppo_cartpole_1b1b992.ckpt``, written by rlcamp at 1b1b992 (an MLP without
+    ``network.encoder`` in its config, normalized observations): ``rlcamp-eval``'s loader rebuilds it
+    and a resume with today's config for the same run is not "another run"."""
+    from rlcamp.rollout.evaluation import evaluate_policy
+    from rlcamp.utils.checkpoint import load_run
+
+    fixtures = Path(__file__).parent / "fixtures"
+    ckpt = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    shutil.copy(fixtures / "ppo_cartpole_1b1b992.ckpt", ckpt)
+    shutil.copy(fixtures / "ppo_cartpole_1b1b992.metrics.csv", ckpt.parent.parent / "metrics.csv")
+    module, cfg = load_run(ckpt)
+    assert "encoder" not in cfg.network and module.env_steps == 512
+    assert len(evaluate_policy(module.policy, module.env_factory, n_episodes=2, seed=0).returns) == 2
+    same_run = ("env.n_envs=2", "algo.n_steps=64", "env.normalize_obs=true")
+    summary, _ = train(
+        make_cfg(*same_run, "total_env_steps=1024", f"ckpt_path={ckpt}", output_dir=tmp_path / "new")
+    )
+    assert summary["status"] == "completed" and summary["env_steps"] == 1024
+    assert env_steps_column(tmp_path / "new" / "metrics.csv") == list(range(128, 1025, 128))
