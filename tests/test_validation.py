@@ -170,6 +170,32 @@ CASES = {
         "env.kwargs.bogus is not a parameter of CartPole-v1",
         None,
     ),
+    "seed_negative": (["seed=-1"], "seed=-1 must be in [0, 4294967295] (an unsigned 32-bit seed)", None),
+    "seed_too_large": (["seed=4294967296"], "seed=4294967296 must be in [0, 4294967295]", None),
+    "render_mode_kwarg": (
+        ["+env.kwargs.render_mode=human"],
+        "env.kwargs.render_mode is chosen by rlcamp (rgb_array frames for videos, none for training)",
+        None,
+    ),
+    "video_of_an_env_without_frames": (
+        [
+            "env.id=tests.helpers.envs:CountingEnv",
+            "callbacks.eval.every_env_steps=64",
+            "callbacks.eval.video=true",
+        ],
+        "cannot render rgb_array frames (no render_mode parameter or mode); set callbacks.eval.video=false",
+        None,
+    ),
+    "rollout_larger_than_memory": (
+        ["algo.n_steps=10000000000", "total_env_steps=100000000000000"],
+        "GiB, more than this machine's",
+        None,
+    ),
+    "run_folder_under_a_file": (
+        ["ckpt_path={run}/checkpoints/last.ckpt", "callbacks.checkpoint.dirpath={tmp}/afile/checkpoints"],
+        "afile is a file, not a folder; write elsewhere (paths.log_dir=..., hydra.run.dir=...)",
+        lambda run, tmp, mp: (tmp / "afile").write_text(""),
+    ),
     "checkpoint_a_text_file": (
         ["ckpt_path={tmp}/notes.txt"],
         "notes.txt is not a readable checkpoint",
