@@ -134,7 +134,8 @@ def run_job(cfg: DictConfig) -> float | None:
     In a multirun a failing job (a bad value, a diverged run) records ``status: failed`` and its
     error in its ``summary.json``, logs the traceback and returns NaN (Optuna marks the trial
     failed), so the other jobs still run. A single run exits with the one-line message for config
-    errors and for ``OSError`` (a full disk, naming the file), and re-raises anything else; a
+    errors, for a NaN/inf the env or the update produced (``FloatingPointError``) and for
+    ``OSError`` (a full disk, naming the file), and re-raises anything else; a
     pre-empted run exits with 128 + the signal number.
     """
     try:
@@ -147,7 +148,7 @@ def run_job(cfg: DictConfig) -> float | None:
         if is_multirun():
             log.exception("job failed, continuing the sweep: %s", error)
             return float("nan")
-        if isinstance(error, VALIDATION_ERRORS):
+        if isinstance(error, (*VALIDATION_ERRORS, FloatingPointError)):
             raise SystemExit(f"rlcamp-train: error: {error}") from None
         if isinstance(error, OSError):
             raise SystemExit(

@@ -111,3 +111,11 @@ class TruncatedNaNEnv(CountingEnv):
         if self.t == self.nan_at:
             obs = np.array([np.nan], dtype=np.float32)
         return obs, reward, terminated, truncated, info
+
+
+class ResetNaNEnv(CountingEnv):
+    """A ``CountingEnv`` whose ``reset()`` returns a NaN observation."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed, options=options)
+        return np.array([np.nan], dtype=np.float32), {}
