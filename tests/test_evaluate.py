@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 
+from rlcamp.envs import VecEnvFactory
+from rlcamp.nn import ActorCritic
 from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.train import train
 from rlcamp.utils.build import build
@@ -30,6 +32,17 @@ def test_evaluate_policy_leaves_normalization_statistics_alone(make_cfg):
         assert torch.equal(value, before[key]), key
     again = evaluate_policy(module.policy, module.env_factory, n_episodes=2, seed=7)
     assert again.returns == result.returns  # deterministic policy, same seeds
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("env_limit", "expected"), [(None, 50), (20, 20)])
+def test_evaluation_episodes_end_at_the_env_limit_else_at_the_cap(env_limit, expected):
+    """EndlessRewardEnv never terminates: its episodes end at the env's time limit if it has one,
+    else at ``max_episode_steps``."""
+    factory = VecEnvFactory(id="tests.helpers.envs:EndlessRewardEnv", n_envs=1, max_episode_steps=env_limit)
+    policy = ActorCritic(*factory.spaces())
+    result = evaluate_policy(policy, factory, n_episodes=2, max_episode_steps=50)
+    assert result.lengths == [expected, expected] and result.returns == [float(expected)] * 2
 
 
 @pytest.mark.slow

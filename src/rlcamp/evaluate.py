@@ -88,6 +88,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
         seed=cfg.seed,
         video_dir=video_dir,
         video_episodes=cfg.video_episodes,
+        max_episode_steps=cfg.max_episode_steps,
     )
     metrics = result.metrics()
     report = {

@@ -5,7 +5,8 @@ logged the rollout and stepped the LR schedule), so a resumed run continues with
 
 SIGTERM and SIGUSR1 (the signals SLURM sends before it stops a job) and SIGINT (Ctrl-C) do not
 interrupt the rollout in progress (a second Ctrl-C does, with ``KeyboardInterrupt``): they are
-noted, and at the end of that rollout the checkpoint is written and training stops. The handler
+noted, and at the end of that rollout the checkpoint is written and training stops (an
+evaluation then in progress stops at once: ``pending_signal``). The handler
 that was installed before (Lightning's: on SLURM with auto-requeue it saves ``hpc_ckpt_*.ckpt``
 and runs ``scontrol requeue``) is then called for SIGUSR1, so the requeue happens only once
 ``last.ckpt`` is safely on disk. A requeued job started with ``ckpt_path=last`` resumes from it.
@@ -151,3 +152,10 @@ class EnvStepCheckpoint(Checkpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._restore_handlers()
+
+
+def pending_signal(trainer: pl.Trainer) -> signal.Signals | None:
+    """The pre-emption signal an ``EnvStepCheckpoint`` of ``trainer`` has noted and will act on at
+    the end of this rollout (``None`` if none): work before that (an evaluation) stops early."""
+    noted = (cb.received_signal for cb in trainer.callbacks if isinstance(cb, EnvStepCheckpoint))
+    return next((sig for sig in noted if sig is not None), None)
