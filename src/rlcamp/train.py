@@ -74,8 +74,10 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
 
     try:
         trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    except BaseException:
+    except BaseException as error:
         finish_wandb(exit_code=1)
+        if isinstance(error, SystemExit) and trainer.interrupted:  # Lightning's exit on a second Ctrl-C
+            raise SystemExit(128 + signal.SIGINT) from None
         raise
     finish_wandb()
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
