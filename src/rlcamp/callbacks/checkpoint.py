@@ -23,7 +23,9 @@ from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from rlcamp.errors import NonFiniteUpdateError
 
@@ -32,12 +34,39 @@ log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 
 
+class RunFolderCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint writer, staged beside its destination: ``<name>.tmp`` in the
+    same folder, flushed to disk and renamed over ``<name>`` (``os.replace`` is atomic), and
+    removed when the write fails (a full disk), so no half-written file keeps the space.
+
+    Lightning's own stages the file in ``$TMPDIR`` (fsspec's transaction), which fails when that
+    is small or full although the run folder has room.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from None
+            raise
+
+
 class EnvStepCheckpoint(Checkpoint):
     """Checkpoint on an env-step schedule rather than Lightning's epoch/batch schedule.
 
-    The file is written to ``<name>.tmp``, flushed to disk and renamed over ``<name>``
-    (``os.replace`` is atomic), so a crash or SIGKILL mid-write never leaves a truncated
-    ``last.ckpt``. Weights that are not finite are never written.
+    The file is written atomically beside its destination (``RunFolderCheckpointIO``, which this
+    callback makes the trainer's checkpoint writer, so Lightning's SLURM ``hpc_ckpt`` too), so a
+    crash or SIGKILL mid-write never leaves a truncated ``last.ckpt``, and a full disk no
+    ``.tmp``. Weights that are not finite are never written.
 
     Being a Lightning ``Checkpoint``, its ``on_train_epoch_end`` runs after the module's.
     """
@@ -77,12 +106,7 @@ class EnvStepCheckpoint(Checkpoint):
                 f"refusing to overwrite {self.path} with non-finite weights ({bad[0]}); "
                 "the last checkpoint is kept"
             )
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)
-        if trainer.is_global_zero:
-            with open(tmp, "rb") as file:
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_at = pl_module.env_steps
 
     # ----------------------------------------------------------------- signals
@@ -114,6 +138,11 @@ class EnvStepCheckpoint(Checkpoint):
         return bool(trainer.strategy.reduce_boolean_decision(self.received_signal is not None, all=False))
 
     # ----------------------------------------------------------------- hooks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Make ``RunFolderCheckpointIO`` the writer, unless another than Lightning's default was chosen."""
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = RunFolderCheckpointIO()
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
