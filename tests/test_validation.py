@@ -379,3 +379,25 @@ def test_a_refused_start_leaves_a_crashed_run_without_summary_alone(finished_run
     with pytest.raises(SystemExit, match="already holds a run"):
         run_job(make_cfg(*TINY, output_dir=crashed))
     assert snapshot(crashed) == before
+
+
+def test_a_fresh_start_never_picks_up_a_slurm_hpc_checkpoint(finished_run, make_cfg, tmp_path):
+    """A folder a SIGUSR1 requeue left with Lightning's ``hpc_ckpt_1.ckpt`` (and no
+    ``checkpoints/last.ckpt``): a fresh start there is refused in one line and touches nothing;
+    ``ckpt_path=last`` resumes from it, names it in ``resumed_from`` and keeps its metrics."""
+    requeued = tmp_path / "requeued"
+    requeued.mkdir()
+    shutil.copy(finished_run / "checkpoints" / "last.ckpt", requeued / "hpc_ckpt_1.ckpt")
+    shutil.copy(finished_run / "metrics.csv", requeued / "metrics.csv")
+    before = snapshot(requeued)
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(make_cfg(*TINY, output_dir=requeued))
+    assert "holds Lightning's SLURM checkpoint hpc_ckpt_1.ckpt" in str(exit_info.value)
+    assert "ckpt_path=last" in str(exit_info.value)
+    assert snapshot(requeued) == before
+    summary, _ = train(make_cfg(*TINY, "total_env_steps=320", "ckpt_path=last", output_dir=requeued))
+    assert summary["resumed_from"] == str(requeued / "hpc_ckpt_1.ckpt") and summary["env_steps"] == 320
+    rows = (requeued / "metrics.csv").read_text().splitlines()
+    steps = [int(float(row.split(",")[rows[0].split(",").index("step")])) for row in rows[1:]]
+    assert steps == [64, 128, 192, 256, 320]
+

@@ -24,7 +24,7 @@ from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS
 from rlcamp.utils.build import CONF_DIR, build, instantiate_group
-from rlcamp.utils.checkpoint import metrics_history, replay_metrics
+from rlcamp.utils.checkpoint import hpc_checkpoint, metrics_history, replay_metrics
 from rlcamp.utils.summary import print_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
@@ -111,11 +111,15 @@ def record_failure(cfg: DictConfig, error: Exception) -> None:
     """Write ``summary.json`` with ``status: failed`` and the error's first line.
 
     A config error is raised before anything is written, so an existing run in the output
-    directory (its summary, or the checkpoint of a run that crashed before writing one) is left
-    alone in that case.
+    directory (its summary, or the checkpoint of a run that crashed before writing one, or
+    Lightning's ``hpc_ckpt``) is left alone in that case.
     """
     output_dir = Path(cfg.paths.output_dir)
-    existing_run = (output_dir / "summary.json").exists() or (output_dir / "checkpoints").exists()
+    existing_run = (
+        (output_dir / "summary.json").exists()
+        or (output_dir / "checkpoints").exists()
+        or hpc_checkpoint(output_dir) is not None
+    )
     if isinstance(error, VALIDATION_ERRORS) and existing_run:
         return
     message = str(error).splitlines()[0] if str(error) else ""
