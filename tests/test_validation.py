@@ -11,6 +11,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -400,4 +401,22 @@ def test_a_fresh_start_never_picks_up_a_slurm_hpc_checkpoint(finished_run, make_
     rows = (requeued / "metrics.csv").read_text().splitlines()
     steps = [int(float(row.split(",")[rows[0].split(",").index("step")])) for row in rows[1:]]
     assert steps == [64, 128, 192, 256, 320]
+
+
+@pytest.mark.parametrize("mode", ["run", "multirun"])
+def test_a_run_folder_under_a_file_is_one_line_before_hydra_creates_it(tmp_path, mode):
+    (tmp_path / "afile").write_text("")
+    key, extra = ("hydra.run.dir", []) if mode == "run" else ("hydra.sweep.dir", ["-m", "seed=1,2"])
+    result = subprocess.run(
+        [sys.executable, "-m", "rlcamp.train", *extra, f"{key}={tmp_path}/afile/run", "total_env_steps=64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"rlcamp-train: error: {tmp_path}/afile/run cannot be created: {tmp_path}/afile is a file, "
+        "not a folder; write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+    )
+    assert (tmp_path / "afile").read_text() == ""
 

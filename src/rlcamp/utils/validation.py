@@ -19,7 +19,8 @@ Every failure is one line that names the config key and the fix, raised as ``Con
    cannot use, a rollout too large for this machine's memory;
 5. the checkpoint against the module: trained on other spaces, or with another network;
 6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
-   ``checkpoints/`` must be writable (or creatable).
+   ``checkpoints/`` must be writable (or creatable). The folder Hydra makes for the run is
+   checked before Hydra makes it (``RunFolderCheck``, a Hydra callback).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import difflib
 import importlib.util
 import inspect
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -39,6 +41,7 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
@@ -203,26 +206,49 @@ def check_video(cfg: DictConfig, env_id: str) -> None:
         )
 
 
+def check_folder(directory: Path) -> None:
+    """``directory`` (or its nearest existing parent) must be a writable folder, so that a
+    read-only folder, or a file in the way, is found now rather than at the first write."""
+    existing = next(d for d in (directory, *directory.parents) if d.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{directory} cannot be created: {existing} is a file, not a folder; "
+            "write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
+            "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+        )
+
+
 def check_writable(cfg: DictConfig) -> None:
-    """The run folder and ``checkpoints/`` (or their nearest existing parents) must be writable
-    folders, so that a read-only folder, or a file in the way, is found now rather than at the
-    first checkpoint."""
+    """The run folder and ``checkpoints/`` must be writable or creatable (``check_folder``)."""
     dirs = [Path(cfg.paths.output_dir)]
     ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
     if ckpt_dir is not None:
         dirs.append(Path(str(ckpt_dir)))
     for directory in dirs:
-        existing = next(d for d in (directory, *directory.parents) if d.exists())
-        if not existing.is_dir():
-            raise ConfigError(
-                f"{directory} cannot be created: {existing} is a file, not a folder; "
-                "write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-            )
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(
-                f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
-                "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-            )
+        check_folder(directory)
+
+
+class RunFolderCheck(Callback):
+    """Hydra callback: the run (or sweep) folder Hydra is about to create must be creatable and
+    writable (``check_folder``), else ``rlcamp-<app>: error: ...`` in one line, exit 1, instead
+    of the traceback of Hydra's own ``mkdir``."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, kwargs.get("config_name"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, kwargs.get("config_name"))
+
+    @staticmethod
+    def _check(directory: str, config_name: str | None) -> None:
+        try:
+            check_folder(Path(str(directory)))
+        except ConfigError as err:
+            sys.exit(f"rlcamp-{config_name or 'train'}: error: {err}")
 
 
 # float32 values one transition holds during a rollout and its update, per observation entry
