@@ -76,7 +76,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     quiet_libraries()
     check_eval(cfg)
     output_dir = Path(cfg.paths.output_dir)
-    module, run_cfg = load_run(cfg.ckpt_path)
+    module, run_cfg = load_run(cfg.ckpt_path, trusted=cfg.get("trusted_targets") or ())
     check_finite_weights(module, cfg.ckpt_path)
     module.to(cfg.device)
     video_dir = output_dir / "videos" if cfg.video else None

@@ -12,6 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
+# the config nodes ``build`` instantiates: all that rebuilding a checkpoint's module builds
+MODULE_NODES = ("env", "network", "algo")
 
 
 def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:

@@ -7,6 +7,7 @@ import csv
 import logging
 import pickle
 import zipfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlcamp.errors import CheckpointError
 from rlcamp.utils.distributed import rank_seed
 from rlcamp.utils.rng import rng_state, set_rng_state
+from rlcamp.utils.trust import check_trusted_config
 
 log = logging.getLogger(__name__)
 
@@ -98,20 +100,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from err
 
 
-def checkpoint_config(checkpoint: dict[str, Any], path: str | Path = "checkpoint") -> DictConfig:
-    """The resolved run config stored in an rlcamp checkpoint."""
+def checkpoint_config(
+    checkpoint: dict[str, Any], path: str | Path = "checkpoint", trusted: Iterable[str] = ()
+) -> DictConfig:
+    """The resolved run config stored in an rlcamp checkpoint, once ``check_trusted_config`` has
+    found nothing in it that rlcamp would not build itself (or that ``trusted`` does not name)."""
     config = checkpoint.get("rlcamp", {}).get("config")
-    if config is None:
+    if not isinstance(config, dict):
         raise CheckpointError(f"{path} was not written by rlcamp-train (no rlcamp config inside)")
+    check_trusted_config(config, path, trusted)
     return OmegaConf.create(config)
 
 
-def load_run(path: str | Path) -> tuple[pl.LightningModule, DictConfig]:
-    """Rebuild the module of a checkpoint with its weights and normalization statistics loaded."""
+def load_run(path: str | Path, trusted: Iterable[str] = ()) -> tuple[pl.LightningModule, DictConfig]:
+    """Rebuild the module of a checkpoint with its weights and normalization statistics loaded.
+
+    Only the classes rlcamp's configs name (and ``trusted``) are built: see ``rlcamp.utils.trust``.
+    """
     from rlcamp.utils.build import build
 
     checkpoint = load_checkpoint(path)
-    cfg = checkpoint_config(checkpoint, path)
+    cfg = checkpoint_config(checkpoint, path, trusted)
     module = build(cfg)
     try:
         module.load_state_dict(checkpoint["state_dict"])

@@ -55,6 +55,7 @@ from rlcamp.utils.checkpoint import (
     load_checkpoint,
     resolve_ckpt_path,
 )
+from rlcamp.utils.trust import targets_of
 
 
 def _instantiate(node: DictConfig) -> Any:
@@ -316,10 +317,11 @@ def check_env(cfg: DictConfig) -> VecEnvFactory:
     return factory
 
 
-def check_checkpoint(path: Path) -> dict[str, Any]:
-    """Load the checkpoint safely and make sure rlcamp-train wrote it."""
+def check_checkpoint(path: Path, cfg: DictConfig) -> dict[str, Any]:
+    """Load the checkpoint safely and make sure rlcamp-train wrote it; its config may name only the
+    classes rlcamp's configs or this run's own config name."""
     checkpoint = load_checkpoint(path)
-    checkpoint_config(checkpoint, path)
+    checkpoint_config(checkpoint, path, trusted=targets_of(OmegaConf.to_container(cfg)))
     return checkpoint
 
 
@@ -334,7 +336,7 @@ def validate_run(cfg: DictConfig) -> tuple[pl.LightningModule, Path | None, dict
     check_trainer(cfg)
     check_env(cfg)
     ckpt_path = resolve_ckpt_path(cfg)
-    checkpoint = check_checkpoint(ckpt_path) if ckpt_path is not None else None
+    checkpoint = check_checkpoint(ckpt_path, cfg) if ckpt_path is not None else None
     if checkpoint is not None:
         check_same_run(cfg, checkpoint, ckpt_path)
     check_algo_keys(cfg)
