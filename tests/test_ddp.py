@@ -200,6 +200,37 @@ def test_a_second_ctrl_c_ends_a_two_rank_run_within_seconds(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_ranks_nan_error_ends_the_run_in_one_line(tmp_path):
+    """A rank's NonFiniteEnvError comes back to the launching process as itself: one line, not
+    the rank's traceback wrapped in torch's."""
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        *DDP,
+        "env.id=tests.helpers.envs:NaNEnv",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "total_env_steps=96",
+        "callbacks.progress=null",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    result = subprocess.run(
+        command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "rlcamp-train: error: tests.helpers.envs:NaNEnv sub-env 0 returned a non-finite observation"
+        )
+    )
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
+
+
+@pytest.mark.slow
 def test_a_hydra_multirun_of_two_rank_runs_completes_every_job(tmp_path):
     """Each job of a basic-launcher multirun forks its own two ranks from the job's process; every
     job's summary counts both ranks' env steps (``RunStateLauncher`` hands rank 0's state back)."""

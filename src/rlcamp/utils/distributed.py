@@ -25,8 +25,9 @@ from pytorch_lightning.strategies import DDPStrategy, Strategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
 from pytorch_lightning.trainer.call import _interrupt
-from torch.multiprocessing import ProcessExitedException
+from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
+from rlcamp import errors
 from rlcamp.utils.summary import RunClock
 
 if TYPE_CHECKING:
@@ -86,6 +87,17 @@ def load_handoff_state(module: pl.LightningModule, state: dict[str, Any]) -> Non
     module.last_metrics = dict(state["last_metrics"])
 
 
+def rank_error(error: ProcessRaisedException) -> BaseException:
+    """The ``rlcamp.errors`` error a rank raised, rebuilt from the traceback text torch hands to
+    the main process, so that it is reported as in a single process (one line); any other error
+    is returned as it is."""
+    lines = error.msg.strip().splitlines()
+    name, _, message = (lines[-1] if lines else "").partition(": ")
+    module, _, class_name = name.rpartition(".")
+    cls = getattr(errors, class_name, None) if module == errors.__name__ else None
+    return cls(message) if isinstance(cls, type) and issubclass(cls, Exception) else error
+
+
 class RunStateLauncher(_MultiProcessingLauncher):
     """Lightning's fork/spawn launcher that also returns rank 0's run state to the main process.
 
@@ -99,7 +111,8 @@ class RunStateLauncher(_MultiProcessingLauncher):
     A second Ctrl-C stops the run within seconds: each rank ends with ``KeyboardInterrupt``
     (``_wrapping_function``), and the main process stops waiting for the ranks, gives them
     ``RANK_GRACE_SECONDS`` to exit, kills those left and raises ``KeyboardInterrupt`` itself. So
-    does any signal that arrives once no rank is left to receive it.
+    does any signal that arrives once no rank is left to receive it. A rank's ``rlcamp.errors``
+    error is raised again in the main process (``rank_error``).
     """
 
     def launch(self, function: Callable, *args: Any, trainer: pl.Trainer | None = None, **kwargs: Any) -> Any:
@@ -130,6 +143,11 @@ class RunStateLauncher(_MultiProcessingLauncher):
                 raise
             self.stop_ranks()
             raise KeyboardInterrupt from None
+        except ProcessRaisedException as error:
+            rebuilt = rank_error(error)
+            if rebuilt is error:
+                raise
+            raise rebuilt from None
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
