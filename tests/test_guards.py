@@ -101,9 +101,10 @@ def test_nan_observation_names_env_sub_env_and_step(make_cfg, tmp_path):
             None,
             "ResetNaNEnv sub-env 0 returned a non-finite observation from reset()",
         ),
+        (["env.id=tests.helpers.envs:InfRewardEnv"], None, "InfRewardEnv sub-env 0 returned a non-finite"),
         ([], "loss", "non-finite loss in the update of rollout 3"),
     ],
-    ids=["nan_observation", "nan_reset_observation", "nan_loss"],
+    ids=["nan_observation", "nan_reset_observation", "inf_reward", "nan_loss"],
 )
 def test_a_non_finite_run_exits_in_one_line_under_nan_policy_raise(
     make_cfg, tmp_path, poison_from, overrides, poison, expected

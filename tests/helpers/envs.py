@@ -119,3 +119,14 @@ class ResetNaNEnv(CountingEnv):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed, options=options)
         return np.array([np.nan], dtype=np.float32), {}
+
+
+class InfRewardEnv(CountingEnv):
+    """A ``CountingEnv`` whose reward is infinite at step 2."""
+
+    def __init__(self) -> None:
+        super().__init__(horizon=100)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float("inf") if self.t == 2 else reward, terminated, truncated, info
