@@ -123,6 +123,14 @@ def nan_weights_checkpoint(tmp_path, make_cfg):
     return [f"ckpt_path={tmp_path / 'nan.ckpt'}"]
 
 
+def counting_env_checkpoint(tmp_path, make_cfg):
+    from rlcamp.train import train
+
+    run = ["total_env_steps=64", "env.n_envs=2", "algo.n_steps=32", "env.id=tests.helpers.envs:CountingEnv"]
+    train(make_cfg(*run, output_dir=tmp_path / "run"))
+    return [f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}", "video=true"]
+
+
 EVAL_CASES = {
     "missing_ckpt_path": (
         lambda tmp, make_cfg: [],
@@ -132,11 +140,19 @@ EVAL_CASES = {
         lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "n_episodes=0"],
         "rlcamp-eval: n_episodes=0: evaluate at least 1 episode",
     ),
+    "zero_step_cap": (
+        lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "max_episode_steps=0"],
+        "rlcamp-eval: max_episode_steps=0: cap episodes at 1 step or more",
+    ),
     "cuda_without_cuda": (
         lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "device=cuda"],
         "rlcamp-eval: device=cuda but torch",
     ),
     "nan_weights": (nan_weights_checkpoint, "holds non-finite weights"),
+    "video_of_an_env_without_frames": (
+        counting_env_checkpoint,
+        "rlcamp-eval: video=true but tests.helpers.envs:CountingEnv cannot render rgb_array frames",
+    ),
 }
 
 

@@ -192,19 +192,23 @@ def check_env_kwargs(factory: VecEnvFactory, env_id: str) -> None:
             )
 
 
-def check_video(cfg: DictConfig, env_id: str) -> None:
-    """``callbacks.eval.video=true`` (with evaluation on) needs an env that renders ``rgb_array``
-    frames, found now rather than at the first evaluation."""
-    node = OmegaConf.select(cfg, "callbacks.eval", default=None)
-    if not node or not node.get("video") or node.get("every_env_steps") is None:
-        return
-    env_cls = env_class(env_id)
+def check_renders_frames(env_id: str, key: str) -> None:
+    """``<key>=true`` films the env: it must take ``render_mode`` and offer ``rgb_array`` frames."""
+    env_cls = env_class(resolve_entry_point(env_id))
     modes = getattr(env_cls, "metadata", {}).get("render_modes", [])
     if not takes_keyword(env_cls, "render_mode") or "rgb_array" not in modes:
         raise EnvError(
-            f"callbacks.eval.video=true but {env_id} cannot render rgb_array frames "
-            "(no render_mode parameter or mode); set callbacks.eval.video=false"
+            f"{key}=true but {env_id} cannot render rgb_array frames "
+            f"(no render_mode parameter or mode); set {key}=false"
         )
+
+
+def check_video(cfg: DictConfig, env_id: str) -> None:
+    """``callbacks.eval.video=true`` (with evaluation on) needs an env that renders frames, found
+    now rather than at the first evaluation."""
+    node = OmegaConf.select(cfg, "callbacks.eval", default=None)
+    if node and node.get("video") and node.get("every_env_steps") is not None:
+        check_renders_frames(env_id, "callbacks.eval.video")
 
 
 def check_folder(directory: Path) -> None:
