@@ -38,7 +38,6 @@ from rlcamp.algos.bias_variance import (
     error_statistics,
     run_study,
 )
-from rlcamp.algos.variance import ACTOR_PREFIXES
 from rlcamp.callbacks.snapshots import snapshot_path
 from rlcamp.nn.q_critic import QCritic
 from rlcamp.train import train
@@ -79,10 +78,12 @@ def snapshot_policy(cfg: DictConfig, path: Path, seed: int) -> tuple[torch.nn.Mo
         clip_obs=env.clip_obs,
     )
     snapshot = torch.load(path, weights_only=True)
-    actor = {k: v for k, v in snapshot["state_dict"].items() if k.startswith(ACTOR_PREFIXES)}
-    actor.update({k: v for k, v in snapshot["state_dict"].items() if k.startswith("obs_normalizer")})
+    ids = {id(p) for p in policy.actor_parameters()}
+    names = {name for name, p in policy.named_parameters() if id(p) in ids}
+    names |= {name for name, _ in policy.named_buffers()}  # the normalization statistics
+    actor = {k: v for k, v in snapshot["state_dict"].items() if k in names}
     missing = policy.load_state_dict(actor, strict=False).missing_keys
-    assert all(not k.startswith(ACTOR_PREFIXES) for k in missing), missing
+    assert not names & set(missing) - {name for name, _ in policy.named_buffers()}, missing
     q_critic = QCritic(
         observation_space, action_space, tuple(cfg.network.hidden_sizes), cfg.network.activation
     )

@@ -146,6 +146,20 @@ def test_cli_writes_figure_and_tables(multirun, tmp_path, capsys):
     assert "tidy table" in capsys.readouterr().out
 
 
+def test_cli_leaves_out_runs_that_did_not_finish_and_counts_them(multirun, tmp_path, capsys):
+    """A run stopped by a Lightning limit or pre-empted is not a final result of its setting."""
+    for job, status in (("5", "stopped"), ("6", "preempted")):
+        fake_run(multirun / job, "ppo", "CartPole-v1", 3, [10, 200], 500.0)
+        summary = json.loads((multirun / job / "summary.json").read_text())
+        (multirun / job / "summary.json").write_text(json.dumps({**summary, "status": status}))
+    out = tmp_path / "out"
+    main([str(multirun), "--out", str(out), "--name", "cmp", "--reps", "200"])
+    assert "| CartPole-v1 | 41.8 ± 15.2 (2) | 26.8 ± 1.1 (2) |" in (out / "cmp_final.md").read_text()
+    assert len(pd.read_csv(out / "cmp_runs.csv")) == 15
+    err = capsys.readouterr().err
+    assert "left out 2 run(s) that did not finish (1 preempted, 1 stopped)" in err
+
+
 def test_cli_reports_a_missing_directory_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         main([str(tmp_path / "nope")])

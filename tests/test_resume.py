@@ -25,7 +25,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
-from rlcamp.train import train
+from rlcamp.train import run_job, train
 from rlcamp.utils.checkpoint import latest_checkpoint, latest_job_checkpoint, load_checkpoint
 from tests.helpers.envs import CountingEnv
 
@@ -441,3 +441,43 @@ def test_multirun_requeued_with_ckpt_path_last_resumes_each_job_from_its_own(tmp
         summary = json.loads((sweeps / "requeued" / job / "summary.json").read_text())
         assert summary["seed"] == seed and summary["env_steps"] == 256
         assert summary["resumed_from"] == str(sweeps / "first" / job / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize(
+    "damage", [b"80,0.5,1", b"\0" * 64, b"80,0.5\0\0\0\0"], ids=["cut_short", "nul_bytes", "cut_then_nul"]
+)
+def test_resume_drops_a_damaged_metrics_tail_with_a_warning(make_cfg, tmp_path, caplog, damage):
+    """A full disk or a crash mid-append leaves a cut or NUL-filled last line; the checkpoint is intact."""
+    command = [*ALIGNED, "ckpt_path=last", f"paths.log_dir={tmp_path}/logs"]
+    run_dir = tmp_path / "logs" / "train" / "fixed"
+    train(make_cfg(*command, "total_env_steps=64", output_dir=run_dir))
+    with (run_dir / "metrics.csv").open("ab") as file:
+        file.write(damage)
+
+    summary, _ = train(make_cfg(*command, output_dir=run_dir))
+    assert summary["status"] == "completed" and summary["env_steps"] == 96
+    assert env_steps_column(run_dir / "metrics.csv") == list(range(ROLLOUT, 97, ROLLOUT))
+    assert "dropped 1 unreadable row(s)" in caplog.text
+
+
+def test_a_failed_resume_keeps_what_the_summary_recorded(make_cfg, tmp_path):
+    """A crash in a resumed run sets status and error but erases neither env steps nor episodes."""
+    command = [*ALIGNED, "ckpt_path=last", f"paths.log_dir={tmp_path}/logs"]
+    run_dir = tmp_path / "logs" / "train" / "fixed"
+    train(make_cfg(*command, "total_env_steps=64", output_dir=run_dir))
+    before = json.loads((run_dir / "summary.json").read_text())
+
+    with pytest.raises(Crash):
+        run_job(
+            make_cfg(
+                *command,
+                "+callbacks.crash._target_=tests.test_resume.CrashAt",
+                "+callbacks.crash.env_steps=64",
+                output_dir=run_dir,
+            )
+        )
+    after = json.loads((run_dir / "summary.json").read_text())
+    assert after["status"] == "failed" and after["error"] == "Crash: crash at env step 64"
+    assert {k: after[k] for k in ("env_steps", "episodes", "ep_return_mean", "wall_seconds")} == {
+        k: before[k] for k in ("env_steps", "episodes", "ep_return_mean", "wall_seconds")
+    }

@@ -1,8 +1,10 @@
-"""Checkpoints load as plain data (``weights_only=True``) and build only rlcamp's own classes: a
-planted pickle, and a planted ``_target_`` anywhere in the stored config, are refused."""
+"""Checkpoints load as plain data (``weights_only=True``) and build only rlcamp's own classes: every
+algorithm's does, a planted pickle, and a planted ``_target_`` anywhere in the stored config, are
+refused."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import pickle
 import subprocess
@@ -13,8 +15,10 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.train import train
 from rlcamp.utils.checkpoint import CheckpointError, load_checkpoint, load_run
+from tests.helpers.config import config_options
 
 
 class Payload:
@@ -59,6 +63,34 @@ def test_malicious_pickle_is_refused_everywhere_a_checkpoint_is_read(make_cfg, t
 
     torch.load(evil, weights_only=False)  # what a plain torch.load would have done
     assert marker.exists(), "the planted payload is live: it runs when unpickled without weights_only"
+
+
+MUJOCO = pytest.mark.skipif(
+    importlib.util.find_spec("mujoco") is None,
+    reason="the mujoco extra is not installed: pip install -e '.[mujoco]'",
+)
+ENV_FAMILIES = [
+    pytest.param("cartpole", id="classic"),
+    pytest.param("inverted_pendulum", id="mujoco", marks=[pytest.mark.mujoco, MUJOCO]),
+]
+
+
+@pytest.mark.parametrize("env", ENV_FAMILIES)
+@pytest.mark.parametrize("algo", config_options("algo"))
+def test_every_algorithms_checkpoint_loads_evaluates_and_resumes(make_cfg, tmp_path, algo, env):
+    """Its hyperparameters are plain data, so ``weights_only=True`` reads every algorithm's checkpoint."""
+    tiny = [f"algo={algo}", f"env={env}", "env.n_envs=1", "algo.n_steps=32"]
+    train(make_cfg(*tiny, "total_env_steps=32", output_dir=tmp_path / "run"))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+
+    module, cfg = load_run(ckpt)
+    assert cfg.algo._target_ == make_cfg(*tiny).algo._target_
+    result = evaluate_policy(module.policy, module.env_factory, n_episodes=1)
+    assert len(result.returns) == 1
+    summary, _ = train(
+        make_cfg(*tiny, "total_env_steps=64", f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed")
+    )
+    assert summary["status"] == "completed" and summary["env_steps"] == 64
 
 
 def touch_payload(marker):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rlcamp.utils.multirun import job_rows, render_table
+from rlcamp.utils.multirun import job_rows, jobs_outcome, render_table
 from tests.helpers.wandb import wandb_records
 
 FAST = ["total_env_steps=512", "callbacks.progress=null", "callbacks.checkpoint=null"]
@@ -173,3 +173,23 @@ def test_job_table_reads_summaries_and_flags_failed_and_missing_ones(tmp_path):
     text = console.export_text()
     assert "21.50" in text and "no summary.json" in text and "eval return" not in text
     assert "failed: ConfigError: x in [0, 1]" in text
+
+
+def test_job_table_names_how_an_unfinished_job_ended_and_the_count_says_it(tmp_path):
+    """A job stopped by a Lightning limit shows its reason and is not counted as completed."""
+    for num, summary in [
+        ("0", {"status": "completed", "env_steps": 4096}),
+        ("1", {"status": "stopped", "stop_reason": "trainer.max_epochs=2", "env_steps": 512}),
+        ("2", {"status": "preempted", "preempted_by": "SIGTERM", "env_steps": 1024}),
+    ]:
+        (tmp_path / num / ".hydra").mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create([f"seed={num}"]), tmp_path / num / ".hydra" / "overrides.yaml")
+        (tmp_path / num / "summary.json").write_text(json.dumps(summary))
+    rows = job_rows(tmp_path)
+    from rich.console import Console
+
+    console = Console(width=100, record=True)
+    console.print(render_table(tmp_path, rows))
+    text = console.export_text()
+    assert "stopped: trainer.max_epochs=2" in text and "preempted: SIGTERM" in text
+    assert jobs_outcome(rows) == "1/3 jobs completed (1 preempted, 1 stopped)"

@@ -72,9 +72,27 @@ def test_lightning_callbacks_can_monitor_the_return(make_cfg):
     )
     summary, module = train(cfg)
     assert summary["env_steps"] < 8192 and summary["ep_return_mean"] >= 15
+    assert summary["status"] == "stopped" and "trainer.should_stop" in summary["stop_reason"]
     assert float(module.trainer.callback_metrics["rollout/ep_return_mean"]) == pytest.approx(
         summary["ep_return_mean"]
     )
+
+
+@pytest.mark.parametrize(
+    ("limit", "env_steps", "reason"),
+    [
+        ("trainer.max_epochs=2", 128, "trainer.max_epochs=2"),
+        ("+trainer.max_time=00:00:00:00", 0, "trainer.max_time"),
+    ],
+)
+def test_a_lightning_limit_before_the_budget_is_a_stop_not_a_completion(
+    make_cfg, tmp_path, limit, env_steps, reason
+):
+    """A limit that ends the fit early (the usual way to fit a wall time) says so in summary.json."""
+    summary, _ = train(make_cfg("total_env_steps=512", "env.n_envs=2", "algo.n_steps=32", limit))
+    recorded = json.loads((tmp_path / "summary.json").read_text())
+    assert recorded["status"] == summary["status"] == "stopped"
+    assert recorded["env_steps"] == env_steps and recorded["stop_reason"].startswith(reason)
 
 
 def test_run_clock_adds_the_earlier_fits_time_and_rates_this_fits_steps(monkeypatch):

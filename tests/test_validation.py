@@ -419,4 +419,3 @@ def test_a_run_folder_under_a_file_is_one_line_before_hydra_creates_it(tmp_path,
         "not a folder; write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
     )
     assert (tmp_path / "afile").read_text() == ""
-

@@ -6,7 +6,9 @@ multiruns or W&B.
     rlcamp-compare --wandb my-entity/rlcamp --band std --baseline ppo --reps 5000 --seed 1
 
 It reads every run below the given directories (a run is a directory with ``metrics.csv`` or
-``summary.json``; its ``.hydra/overrides.yaml`` names the setting) and writes into ``--out``:
+``summary.json``; its ``.hydra/overrides.yaml`` names the setting), leaves out the runs whose
+status says they ended before their budget (``stopped``, ``preempted``, ``interrupted``,
+``failed``; one line counts them) and writes into ``--out``:
 
 - ``<name>_runs.csv``: the tidy table, one row per run × logged row (``run, algo, env, seed,
   setting, label, env_steps, return``), to go on with in pandas;
@@ -201,6 +203,27 @@ def load_wandb(
     if not finals:
         raise LookupError(f"W&B project {project} has no runs matching {filters or {}}")
     return _concat(curves), pd.DataFrame(finals)
+
+
+# statuses of runs that did not spend their budget: rlcamp's summary.json, W&B's run states
+UNFINISHED = ("stopped", "preempted", "interrupted", "failed", "crashed", "killed")
+
+
+def drop_unfinished(curves: pd.DataFrame, finals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(curves, finals)`` without the runs whose status says they ended before their budget, and a
+    one-line note counting them by status (empty when none): a cut-short run would pull its
+    setting's final return and curve toward an earlier point of training."""
+    unfinished = finals["status"].isin(UNFINISHED)
+    if not unfinished.any():
+        return curves, finals, ""
+    counts = finals.loc[unfinished, "status"].value_counts().sort_index()
+    listed = ", ".join(f"{n} {status}" for status, n in counts.items())
+    note = (
+        f"rlcamp-compare: left out {int(unfinished.sum())} run(s) that did not finish ({listed}); "
+        "their summary.json says why"
+    )
+    kept = finals.loc[~unfinished].reset_index(drop=True)
+    return curves[curves["run"].isin(kept["run"])].reset_index(drop=True), kept, note
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -545,7 +568,11 @@ def main(argv: Sequence[str] | None = None) -> None:
             finals.append(f)
     except (FileNotFoundError, LookupError, ValueError) as error:
         sys.exit(f"rlcamp-compare: {error}")
-    all_curves, all_finals = _concat(curves), pd.concat(finals, ignore_index=True)
+    all_curves, all_finals, note = drop_unfinished(_concat(curves), pd.concat(finals, ignore_index=True))
+    if note:
+        print(note, file=sys.stderr)
+    if all_finals.empty:
+        sys.exit("rlcamp-compare: no finished run to compare")
     out = args.out or Path(args.paths[0]) / "compare"
     try:
         paths = compare(

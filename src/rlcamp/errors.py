@@ -18,6 +18,14 @@ class CheckpointError(ValueError):
     """A missing, corrupt, unsafe or mismatched checkpoint (one line, with the fix)."""
 
 
+class RunDirBusyError(ValueError):
+    """The run folder is held by another process (one line naming the holder)."""
+
+
+class NothingToTrain(Exception):
+    """The checkpoint to resume already spent the env-step budget: not a failure, the command exits 0."""
+
+
 class NonFiniteEnvError(FloatingPointError):
     """An env returned a NaN or infinite observation or reward."""
 
@@ -26,7 +34,7 @@ class NonFiniteUpdateError(FloatingPointError):
     """A NaN/inf loss, gradient or weight: the run stops before any checkpoint takes the bad weights."""
 
 
-VALIDATION_ERRORS = (ConfigError, EnvError, CheckpointError)
+VALIDATION_ERRORS = (ConfigError, EnvError, CheckpointError, RunDirBusyError)
 
 
 def require(ok: bool, message: str) -> None:

@@ -10,6 +10,7 @@ import logging
 import os
 import signal
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,16 @@ import pytorch_lightning as pl
 import torch
 from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.callbacks import Checkpoint, Timer
+from pytorch_lightning.utilities import rank_zero_only
 
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
-from rlcamp.errors import VALIDATION_ERRORS
+from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
 from rlcamp.utils.build import CONF_DIR, build, instantiate_group
 from rlcamp.utils.checkpoint import hpc_checkpoint, metrics_history, replay_metrics
-from rlcamp.utils.summary import print_summary, write_summary
+from rlcamp.utils.run_dir import RunDirLock, restore_run_record
+from rlcamp.utils.summary import ENDING_KEYS, print_summary, read_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
@@ -47,9 +50,20 @@ def quiet_libraries() -> None:
 
 
 def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
-    """Train one run and write ``summary.json``; returns (summary, module)."""
+    """Train one run and write ``summary.json``; returns (summary, module).
+
+    The run folder is held (``RunDirLock``) from the checks to the summary, by rank 0 only: the
+    other ranks of a DDP run write into the same folder.
+    """
     quiet_libraries()
     check_run_keys(cfg)
+    holder = RunDirLock(cfg.paths.output_dir) if rank_zero_only.rank == 0 else nullcontext()
+    with holder:
+        return fit_run(cfg)
+
+
+def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
+    """``train``'s work once the run folder is held: check, fit, summarize."""
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg.num_threads))
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -82,22 +96,49 @@ def train(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     finish_wandb()
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
     summary = {
-        "status": "interrupted"
-        if preempted_by == signal.SIGINT
-        else "preempted"
-        if preempted_by
-        else "completed",
+        **run_ending(trainer, module, preempted_by),
         **module.summary(),
         "seed": cfg.seed,
         "output_dir": str(output_dir),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
     }
-    if preempted_by:
-        summary["preempted_by"] = preempted_by.name
+    if summary["status"] == "stopped":
+        log.warning(
+            "stopped at %d of %d env steps by %s",
+            module.env_steps,
+            module.hparams.total_env_steps,
+            summary["stop_reason"],
+        )
     if trainer.is_global_zero:  # srun-started ranks each run train(); rank 0 reports
         write_summary(output_dir, summary)
         print_summary(summary)
     return summary, module
+
+
+def stop_reason(trainer: pl.Trainer) -> str:
+    """What ended a fit before its env-step budget: a Lightning limit, else a callback's stop."""
+    timer = next((cb for cb in trainer.callbacks if isinstance(cb, Timer)), None)
+    if trainer.max_epochs not in (None, -1) and trainer.current_epoch >= trainer.max_epochs:
+        return f"trainer.max_epochs={trainer.max_epochs}"
+    if trainer.max_steps != -1 and trainer.global_step >= trainer.max_steps:
+        return f"trainer.max_steps={trainer.max_steps}"
+    if timer is not None and (timer.time_remaining("train") or 0.0) <= 0:
+        return f"trainer.max_time ({timer.time_elapsed('train'):.0f} s)"
+    return "a callback set trainer.should_stop (e.g. EarlyStopping)"
+
+
+def run_ending(
+    trainer: pl.Trainer, module: OnPolicyAlgorithm, preempted_by: signal.Signals | None
+) -> dict[str, str]:
+    """How the fit ended, for ``summary.json``: ``completed`` only when the env-step budget was spent;
+    else ``interrupted`` (Ctrl-C) or ``preempted`` (another signal) with ``preempted_by``, or
+    ``stopped`` with its ``stop_reason`` (a Lightning limit, a callback)."""
+    if module.env_steps >= module.hparams.total_env_steps:
+        return {"status": "completed"}
+    if preempted_by is not None:
+        status = "interrupted" if preempted_by == signal.SIGINT else "preempted"
+        return {"status": status, "preempted_by": preempted_by.name}
+    return {"status": "stopped", "stop_reason": stop_reason(trainer)}
 
 
 def is_multirun() -> bool:
@@ -107,29 +148,35 @@ def is_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def record_failure(cfg: DictConfig, error: Exception) -> None:
-    """Write ``summary.json`` with ``status: failed`` and the error's first line.
-
-    A config error is raised before anything is written, so an existing run in the output
-    directory (its summary, or the checkpoint of a run that crashed before writing one, or
-    Lightning's ``hpc_ckpt``) is left alone in that case.
-    """
+def is_refusal(cfg: DictConfig, error: Exception) -> bool:
+    """The command was refused before it trained, over a run it must leave as it was: the folder is
+    another process's, or a config error where a run already is (its summary, or the checkpoint of
+    a run that crashed before writing one, or Lightning's ``hpc_ckpt``)."""
     output_dir = Path(cfg.paths.output_dir)
     existing_run = (
         (output_dir / "summary.json").exists()
         or (output_dir / "checkpoints").exists()
         or hpc_checkpoint(output_dir) is not None
     )
-    if isinstance(error, VALIDATION_ERRORS) and existing_run:
-        return
+    return isinstance(error, RunDirBusyError) or (isinstance(error, VALIDATION_ERRORS) and existing_run)
+
+
+def record_failure(cfg: DictConfig, error: Exception) -> None:
+    """Write ``summary.json`` with ``status: failed`` and the error's first line.
+
+    It keeps what ``summary.json`` already recorded (env steps, episodes, returns) and only sets
+    its status and error.
+    """
+    output_dir = Path(cfg.paths.output_dir)
     message = str(error).splitlines()[0] if str(error) else ""
     summary = {
-        "status": "failed",
-        "error": f"{type(error).__name__}: {message}",
         "algo": str(OmegaConf.select(cfg, "algo._target_", default="")).rsplit(".", 1)[-1].lower(),
         "env_id": OmegaConf.select(cfg, "env.id"),
         "seed": cfg.get("seed"),
         "output_dir": str(output_dir),
+        **{key: value for key, value in read_summary(output_dir).items() if key not in ENDING_KEYS},
+        "status": "failed",
+        "error": f"{type(error).__name__}: {message}",
     }
     write_summary(output_dir, summary)
 
@@ -142,17 +189,28 @@ def run_job(cfg: DictConfig) -> float | None:
     failed), so the other jobs still run. A single run exits with the one-line message for config
     errors, for a NaN/inf the env or the update produced (``FloatingPointError``) and for
     ``OSError`` (a full disk, naming the file), and re-raises anything else; a
-    pre-empted run exits with 128 + the signal number.
+    pre-empted run exits with 128 + the signal number. A refused command (``is_refusal``) writes
+    nothing and puts back the run's ``.hydra/`` record; a resume of a run whose budget is already
+    spent says so and exits 0 without training.
     """
     try:
         summary, module = train(cfg)
+    except NothingToTrain as done:
+        restore_run_record(cfg.paths.output_dir)
+        print(f"rlcamp-train: {done}")
+        return recorded_metric(cfg)
     except Exception as error:
-        try:
-            record_failure(cfg, error)
-        except OSError as write_error:
-            log.error("the failure could not be recorded: %s", write_error)
+        refused = is_refusal(cfg, error)
+        if not refused:
+            try:
+                record_failure(cfg, error)
+            except OSError as write_error:
+                log.error("the failure could not be recorded: %s", write_error)
         if is_multirun():
             log.exception("job failed, continuing the sweep: %s", error)
+        if refused:  # after the last log line: the job's log is part of the record
+            restore_run_record(cfg.paths.output_dir)
+        if is_multirun():
             return float("nan")
         if isinstance(error, (*VALIDATION_ERRORS, FloatingPointError)):
             raise SystemExit(f"rlcamp-train: error: {error}") from None
@@ -167,6 +225,13 @@ def run_job(cfg: DictConfig) -> float | None:
     if not metric:
         return None
     value = module.last_metrics.get(metric, summary.get(metric))
+    return float(value) if value is not None else None
+
+
+def recorded_metric(cfg: DictConfig) -> float | None:
+    """``cfg.optimized_metric`` as the run's ``summary.json`` recorded it (a run already complete)."""
+    metric = cfg.get("optimized_metric")
+    value = read_summary(cfg.paths.output_dir).get(metric) if metric else None
     return float(value) if value is not None else None
 
 

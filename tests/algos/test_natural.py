@@ -10,17 +10,16 @@ from torch.func import functional_call, grad, vmap
 
 from rlcamp.algos.natural import (
     backtracking_line_search,
-    categorical_kl,
     conjugate_gradient,
     fisher_vector_product,
     flat_params,
-    gaussian_kl,
     mean_kl,
     natural_step,
     set_flat_params,
     snapshot,
 )
 from rlcamp.nn import ActorCritic
+from rlcamp.nn.heads import categorical_kl, gaussian_kl
 
 
 def random_spd(n: int, generator: torch.Generator) -> torch.Tensor:

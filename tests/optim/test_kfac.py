@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from rlcamp.algos.natural import categorical_kl, gaussian_kl
 from rlcamp.nn import ActorCritic
+from rlcamp.nn.heads import categorical_kl, gaussian_kl
 from rlcamp.nn.mlp import mlp_forward
 from rlcamp.optim import (
     GAUSSIAN_LOG_STD_FISHER,

@@ -10,9 +10,7 @@ from torch import nn
 from rlcamp.algos.natural import mean_kl, snapshot
 from rlcamp.algos.policy_gradient import A2C
 from rlcamp.errors import require
-from rlcamp.nn.heads import GaussianHead
-from rlcamp.nn.mlp import mlp_forward
-from rlcamp.optim.kfac import GAUSSIAN_LOG_STD_FISHER, KFAC, policy_fisher_loss, value_fisher_loss
+from rlcamp.optim.kfac import KFAC, policy_fisher_loss, value_fisher_loss
 from rlcamp.rollout.buffer import Batch
 
 
@@ -49,9 +47,7 @@ class ACKTR(A2C):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        head = self.policy.head
-        diagonal = [(head.log_std, GAUSSIAN_LOG_STD_FISHER)] if isinstance(head, GaussianHead) else []
-        self.kfac = KFAC(self.kfac_layers(), decay, damping, inverse_every, diagonal)
+        self.kfac = KFAC(self.kfac_layers(), decay, damping, inverse_every, self.policy.fisher_diagonal())
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
@@ -65,18 +61,12 @@ class ACKTR(A2C):
         """Every Linear layer of the actor-critic, each once (a shared body is listed once)."""
         return [module for module in self.policy.modules() if isinstance(module, nn.Linear)]
 
-    def actor_and_values(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Distribution parameters and ``V(s)`` with each layer run once (K-FAC's capture needs it)."""
-        if not self.policy.shared:
-            return self.policy.actor_params(obs), self.policy.value(obs)
-        features = mlp_forward(self.policy.actor_body, obs)
-        return self.policy.head(features), self.policy.value_head(features).squeeze(-1)
-
     def update_curvature(self, obs: torch.Tensor) -> None:
-        """Fold this rollout's sampled Fisher, averaged over ranks, into the K-FAC factors ``A, G``."""
+        """Fold this rollout's sampled Fisher, averaged over ranks, into the K-FAC factors ``A, G``.
+
+        ``policy.actor_and_value`` runs each layer once, as K-FAC's capture needs."""
         with self.kfac.capture() as capture:
-            params, values = self.actor_and_values(obs)
-        dist = self.policy.head.distribution(params)
+            dist, values = self.policy.actor_and_value(obs)
         fisher_loss = policy_fisher_loss(dist) + value_fisher_loss(values)
         self.kfac.update_factors(capture, fisher_loss, False, reduce=self.all_ranks_mean)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from rlcamp.algos.losses import explained_variance
@@ -28,6 +29,14 @@ from rlcamp.rollout import Batch, EpisodeStats, Rollout, RolloutCollector, Rollo
 from rlcamp.utils.checkpoint import load_run_state, save_run_state
 from rlcamp.utils.distributed import all_ranks_episode_metrics, rank_seed, share_normalizers
 from rlcamp.utils.summary import RunClock
+
+
+def plain_hparams(hparams: MutableMapping[str, Any]) -> None:
+    """Turn omegaconf lists and dicts among ``hparams`` into Python ones, in place: the checkpoint's
+    ``hyper_parameters`` must be plain data for ``torch.load(weights_only=True)`` to read it."""
+    for key, value in hparams.items():
+        if OmegaConf.is_config(value):
+            hparams[key] = OmegaConf.to_container(value, resolve=True)
 
 
 class OnPolicyAlgorithm(pl.LightningModule, ABC):
@@ -73,6 +82,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.automatic_optimization = False
         # with every subclass's arguments
         self.save_hyperparameters(ignore=["env", "network", "optimizer", "run_config"])
+        plain_hparams(self.hparams)
         self.env_factory = env
         self.optimizer_factory = optimizer
         self.validate_hparams()
@@ -161,7 +171,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         if self.collector is not None:  # a resumed fit sets up once
             return
         if self.world_size > 1:  # normalizer statistics merged over ranks; rank r > 0 its own noise
-            share_normalizers(self.trainer.strategy, self.policy.obs_normalizer, self.reward_scaler)
+            share_normalizers(self.trainer.strategy, *self.policy.running_statistics(), self.reward_scaler)
             if self.global_rank > 0:
                 pl.seed_everything(rank_seed(self.hparams.seed, self.global_rank), verbose=False)
         seed = self.hparams.seed + self.global_rank * self.env_factory.n_envs

@@ -143,7 +143,7 @@ def _pad_episodes(
 
     def network_input(x: np.ndarray) -> torch.Tensor:
         with torch.no_grad():
-            return policy.normalize_obs(pad(x))
+            return policy.preprocess(pad(x))
 
     return Episodes(
         obs=pad(obs),
@@ -468,7 +468,7 @@ def run_study(
         policy, env_factory, math.ceil(s.fit_env_steps / pilot_length), s.seed + 10_000, s.n_envs
     )
     fit_returns = reward_to_go(fit.rewards, fit.dones, s.gamma)
-    critic_params = [p for n, p in policy.named_parameters() if n.startswith(("critic_body.", "value_head."))]
+    critic_params = policy.critic_parameters()
     fit_value(
         policy.value, critic_params, fit.obs[fit.mask], fit_returns[fit.mask],
         s.critic_steps, s.critic_lr, s.critic_minibatch, generator,

@@ -24,7 +24,6 @@ import torch
 from torch import nn
 
 from rlcamp.nn.actor_critic import ActorCritic
-from rlcamp.nn.heads import GaussianHead
 
 
 # ----------------------------------------------------------------------------- flat parameters
@@ -63,51 +62,21 @@ def flat_grad(
 
 
 # ----------------------------------------------------------------------------- KL and Fisher
-@dataclass
-class PolicySnapshot:
-    """The old policy's distribution parameters on a batch of states, detached.
-
-    ``params``: logits (Categorical) or the Gaussian mean; ``log_std``: the Gaussian's
-    state-independent ``log σ`` (None for Categorical).
-    """
-
-    params: torch.Tensor
-    log_std: torch.Tensor | None
+PolicySnapshot = tuple[torch.Tensor, ...]
+"""The old policy's distribution parameters on a batch of states, detached copies (the head's
+``distribution_params``: logits, or the Gaussian mean and ``log σ``)."""
 
 
 def snapshot(policy: ActorCritic, obs: torch.Tensor) -> PolicySnapshot:
     """``π_old(·|s)`` for every state of ``obs``, frozen for the KL of the update."""
     with torch.no_grad():
-        params = policy.actor_params(obs)
-    log_std = policy.head.log_std.detach().clone() if isinstance(policy.head, GaussianHead) else None
-    return PolicySnapshot(params, log_std)
-
-
-def categorical_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Tensor:
-    """``KL(p‖q) = Σ_a p_a (log p_a - log q_a)`` per state, from logits."""
-    old_log_p = torch.log_softmax(old_logits, dim=-1)
-    new_log_p = torch.log_softmax(new_logits, dim=-1)
-    return (old_log_p.exp() * (old_log_p - new_log_p)).sum(-1)
-
-
-def gaussian_kl(
-    old_mean: torch.Tensor, old_log_std: torch.Tensor, new_mean: torch.Tensor, new_log_std: torch.Tensor
-) -> torch.Tensor:
-    """``KL(N(μ₀, σ₀²) ‖ N(μ₁, σ₁²))`` per state for diagonal Gaussians, summed over action dims:
-
-    ``Σ_j [log σ₁ⱼ/σ₀ⱼ + (σ₀ⱼ² + (μ₀ⱼ - μ₁ⱼ)²) / (2σ₁ⱼ²) - ½]``.
-    """
-    var_ratio = torch.exp(2.0 * (old_log_std - new_log_std))
-    mean_term = (old_mean - new_mean).square() * torch.exp(-2.0 * new_log_std)
-    return (new_log_std - old_log_std + 0.5 * (var_ratio + mean_term) - 0.5).sum(-1)
+        return tuple(t.detach().clone() for t in policy.distribution_params(obs))
 
 
 def mean_kl(policy: ActorCritic, obs: torch.Tensor, old: PolicySnapshot) -> torch.Tensor:
-    """``D̄_KL(θ_old, θ) = E_s[KL(π_old(·|s) ‖ π_θ(·|s))]``, differentiable in the policy's θ."""
-    new_params = policy.actor_params(obs)
-    if old.log_std is None:
-        return categorical_kl(old.params, new_params).mean()
-    return gaussian_kl(old.params, old.log_std, new_params, policy.head.log_std).mean()
+    """``D̄_KL(θ_old, θ) = E_s[KL(π_old(·|s) ‖ π_θ(·|s))]``, differentiable in the policy's θ
+    (the head's ``kl``: ``categorical_kl`` or ``gaussian_kl``)."""
+    return policy.kl(old, obs).mean()
 
 
 def fisher_vector_product(

@@ -20,7 +20,6 @@ from rlcamp.algos.natural import (
     snapshot,
 )
 from rlcamp.errors import require
-from rlcamp.nn.mlp import mlp_forward
 from rlcamp.rollout.buffer import Batch
 
 
@@ -75,20 +74,16 @@ class NPG(OnPolicyAlgorithm):
 
     # ------------------------------------------------------------- parameter groups
     def actor_parameters(self) -> list[nn.Parameter]:
-        """θ: the actor body (shared or not) and the policy head (including a Gaussian's log σ)."""
-        return [*self.policy.actor_body.parameters(), *self.policy.head.parameters()]
+        """θ: the policy's actor parameters (a shared body included), moved by the natural step."""
+        return self.policy.actor_parameters()
 
     def critic_parameters(self) -> list[nn.Parameter]:
-        """φ: the value head, and the critic body when it is not the actor's."""
-        body = [] if self.policy.shared else list(self.policy.critic_body.parameters())
-        return [*body, *self.policy.value_head.parameters()]
+        """φ: the policy's critic parameters, fitted by the value optimizer."""
+        return self.policy.critic_parameters()
 
     def critic_value(self, obs: torch.Tensor) -> torch.Tensor:
         """``V_φ(s)``; on a shared body the features are detached so the fit never moves θ."""
-        if not self.policy.shared:
-            return self.policy.value(obs)
-        features = mlp_forward(self.policy.critic_body, obs).detach()
-        return self.policy.value_head(features).squeeze(-1)
+        return self.policy.value(obs, detach_shared=True)
 
     def leaves_parameters_out(self) -> bool:
         """The value fit's backward leaves θ out (θ moves by the natural step)."""
@@ -108,7 +103,7 @@ class NPG(OnPolicyAlgorithm):
     def surrogate_and_kl(self, batch: Batch, old: PolicySnapshot) -> tuple[torch.Tensor, torch.Tensor]:
         """``(L(θ), D̄_KL(θ_old, θ))`` at the current parameters, averaged over ranks (TRPO's line
         search decides on them)."""
-        log_prob, _ = self.policy.head.log_prob_entropy(self.policy.actor_params(batch.obs), batch.actions)
+        log_prob, _ = self.policy.log_prob_entropy(batch.obs, batch.actions)
         surrogate = importance_surrogate(log_prob, batch.log_probs, batch.advantages)
         both = self.all_ranks_mean(torch.stack([surrogate, mean_kl(self.policy, batch.obs, old)]))
         return both[0], both[1]

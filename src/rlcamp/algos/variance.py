@@ -30,8 +30,6 @@ from torch.func import functional_call, grad, vmap
 
 from rlcamp.nn.actor_critic import ActorCritic
 
-ACTOR_PREFIXES = ("actor_body.", "head.")
-
 
 class _LogProb(nn.Module):
     """``log π_θ(a|s)`` as a module call, so ``functional_call`` can swap in ``θ``."""
@@ -41,15 +39,12 @@ class _LogProb(nn.Module):
         self.policy = policy
 
     def forward(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        return self.policy.head.log_prob_entropy(self.policy.actor_params(obs), actions)[0]
+        return self.policy.log_prob_entropy(obs, actions)[0]
 
     def actor_parameters(self) -> dict[str, torch.Tensor]:
         """The actor's parameters (body and head, not the critic), detached, named for ``functional_call``."""
-        return {
-            name: p.detach()
-            for name, p in self.named_parameters()
-            if name.removeprefix("policy.").startswith(ACTOR_PREFIXES)
-        }
+        actor = {id(p) for p in self.policy.actor_parameters()}
+        return {name: p.detach() for name, p in self.named_parameters() if id(p) in actor}
 
 
 def per_sample_policy_gradients(

@@ -1,4 +1,8 @@
-"""The actor-critic: a policy head and a state-value head on MLP bodies (separate or shared)."""
+"""The actor-critic: a policy head and a state-value head on MLP bodies (separate or shared).
+
+Its methods are the network's interface: the collector, the algorithms, the numpy actor and the
+checks call them and read none of its layers (``docs/architecture.md``, "The network's interface").
+"""
 
 from __future__ import annotations
 
@@ -6,19 +10,25 @@ import math
 from collections.abc import Sequence
 
 import gymnasium as gym
+import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Distribution
 
 from rlcamp.envs.normalize import RunningNormalizer
-from rlcamp.nn.heads import make_head
-from rlcamp.nn.mlp import mlp, mlp_forward, orthogonal_init
+from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head
+from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
+from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
+
+# what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
+MIRRORED_METHODS = ("preprocess", "actor_params", "sample", "numpy_actor")
+NUMPY_HEADS = (CategoricalHead, GaussianHead)
 
 
 class ActorCritic(nn.Module):
     """``π_θ(a|s)`` and ``V_φ(s)``.
 
-    Every method takes *network inputs*: raw observations after ``normalize_obs``. The rollout
+    Every method takes *network inputs*: raw observations after ``preprocess``. The rollout
     collector stores those inputs, so the update sees exactly what the acting policy saw.
     ``shared=True`` puts both heads on one body (``network=mlp_shared``); by default the actor and
     the critic have separate bodies (PPO detail #13 for MuJoCo). ``act_on_device=True`` runs the
@@ -55,26 +65,102 @@ class ActorCritic(nn.Module):
         self.activation = activation
         self.act_on_device = act_on_device
 
+    # ------------------------------------------------------------- what the rollout stores
     @property
     def is_discrete(self) -> bool:
         return isinstance(self.action_space, gym.spaces.Discrete)
 
-    def normalize_obs(self, raw_obs: torch.Tensor) -> torch.Tensor:
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape of one observation as ``preprocess`` returns it (what the rollout stores)."""
+        return (int(math.prod(self.observation_space.shape)),)
+
+    @property
+    def input_dtype(self) -> np.dtype:
+        """The dtype ``preprocess`` returns (what the rollout stores)."""
+        return np.dtype(np.float32)
+
+    @property
+    def action_shape(self) -> tuple[int, ...]:
+        """One action's shape as the rollout stores it: ``()`` (Discrete) or ``(act_dim,)`` (Box)."""
+        return self.head.action_shape
+
+    @property
+    def action_dtype(self) -> np.dtype:
+        return self.head.action_dtype
+
+    def noise(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
+        """The head's sampling noise for ``shape`` actions (``sample`` turns it into actions)."""
+        return self.head.noise(shape, device)
+
+    def preprocess(self, raw_obs: torch.Tensor) -> torch.Tensor:
         """Network input of raw observations: flattened, then normalized if normalization is on."""
         obs = raw_obs.reshape(*raw_obs.shape[: raw_obs.dim() - len(self.observation_space.shape)], -1).float()
         return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
 
+    @property
+    def normalizes_obs(self) -> bool:
+        """Whether ``preprocess`` normalizes with running statistics (``update_obs_statistics``)."""
+        return self.obs_normalizer is not None
+
+    def update_obs_statistics(self, raw_obs: torch.Tensor) -> None:
+        """Merge a rollout's raw observations into the running normalization statistics."""
+        if self.obs_normalizer is not None:
+            self.obs_normalizer.update(raw_obs)
+
+    def running_statistics(self) -> list[RunningNormalizer]:
+        """The normalizers whose statistics DDP ranks must share (``utils.distributed``)."""
+        return [self.obs_normalizer] if self.obs_normalizer is not None else []
+
+    # ------------------------------------------------------------- parameter groups
+    def actor_parameters(self) -> list[nn.Parameter]:
+        """θ: the actor body (shared or not) and the policy head (a Gaussian's ``log σ`` included)."""
+        return [*self.actor_body.parameters(), *self.head.parameters()]
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        """φ: the value head, and the critic body when it is not the actor's."""
+        body = [] if self.shared else list(self.critic_body.parameters())
+        return [*body, *self.value_head.parameters()]
+
+    # ------------------------------------------------------------- the policy
     def actor_params(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits (Discrete) or the Gaussian mean (Box)."""
         return self.head(mlp_forward(self.actor_body, obs))
+
+    def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The tensors that fix ``π_θ(·|s)`` (the head's ``distribution_params``)."""
+        return self.head.distribution_params(self.actor_params(obs))
+
+    def kl(self, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
+        """``KL(π_old(·|s) ‖ π_θ(·|s))`` per state, ``old`` from ``distribution_params``."""
+        return self.head.kl(old, self.distribution_params(obs))
+
+    def fisher_diagonal(self) -> list[tuple[nn.Parameter, float]]:
+        """Free parameters of the head with their exact diagonal Fisher (a Gaussian's ``log σ``)."""
+        return self.head.fisher_diagonal()
+
+    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(log π_θ(a|s), H[π_θ(·|s)])``, running the actor only."""
+        return self.head.log_prob_entropy(self.actor_params(obs), actions)
 
     def distribution(self, obs: torch.Tensor) -> Distribution:
         """``π_θ(·|s)`` as a ``torch.distributions`` object."""
         return self.head.distribution(self.actor_params(obs))
 
-    def value(self, obs: torch.Tensor) -> torch.Tensor:
-        """``V_φ(s)``, shape ``[...]``."""
-        return self.value_head(mlp_forward(self.critic_body, obs)).squeeze(-1)
+    def value(self, obs: torch.Tensor, detach_shared: bool = False) -> torch.Tensor:
+        """``V_φ(s)``, shape ``[...]``. ``detach_shared``: on a shared body, stop the gradient at its
+        features, so a critic-only loss never moves the actor (NPG/TRPO's value fit)."""
+        features = mlp_forward(self.critic_body, obs)
+        if detach_shared and self.shared:
+            features = features.detach()
+        return self.value_head(features).squeeze(-1)
+
+    def actor_and_value(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+        """``π_θ(·|s)`` and ``V_φ(s)`` with every layer run exactly once (ACKTR's K-FAC capture)."""
+        if not self.shared:
+            return self.distribution(obs), self.value(obs)
+        features = mlp_forward(self.actor_body, obs)
+        return self.head.distribution(self.head(features)), self.value_head(features).squeeze(-1)
 
     def act(
         self, obs: torch.Tensor, deterministic: bool = False
@@ -87,6 +173,29 @@ class ActorCritic(nn.Module):
     def sample(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Rollout hot path: an action from pre-drawn ``noise``, running the actor only."""
         return self.head.sample(self.actor_params(obs), noise)
+
+    def numpy_actor(self) -> NumpyActor | None:
+        """A numpy copy of ``preprocess`` + ``sample`` with the current parameters, or None where
+        this network cannot promise it computes exactly that.
+
+        It can when nothing a subclass changes is in the way: ``preprocess``, ``actor_params`` and
+        ``sample`` are this class's, the actor body is ``Linear`` layers and this network's activation
+        (which has a numpy form), and the head is a plain Categorical or Gaussian. Anything else
+        (a ``LayerNorm``, another head) runs through torch instead of sampling another policy.
+        """
+        own = all(getattr(type(self), name) is getattr(ActorCritic, name) for name in MIRRORED_METHODS)
+        activation = ACTIVATIONS.get(self.activation)
+        body = all(type(m) in (nn.Linear, activation) for m in self.actor_body)
+        if not (own and body and self.activation in NUMPY_ACTIVATIONS and type(self.head) in NUMPY_HEADS):
+            return None
+        norm = self.obs_normalizer
+        return NumpyActor(
+            layers=[(m.weight, m.bias) for m in self.actor_body if isinstance(m, nn.Linear)],
+            head=(self.head.linear.weight, self.head.linear.bias),
+            activation=self.activation,
+            log_std=getattr(self.head, "log_std", None),
+            normalizer=None if norm is None else (norm.scale, norm.bias, norm.clip),
+        )
 
     def evaluate_actions(
         self, obs: torch.Tensor, actions: torch.Tensor

@@ -3,20 +3,20 @@
 At a batch of a few observations, each torch op costs a few µs of dispatch and the numpy
 equivalent about one, so the collector runs the actor through a numpy snapshot of the current
 parameters (zero-copy views on CPU; one copy per rollout from a GPU). It computes exactly
-``ActorCritic.normalize_obs`` and ``ActorCritic.sample`` (``tests/nn/test_rollout_actor.py``);
+``ActorCritic.preprocess`` and ``ActorCritic.sample`` (``tests/nn/test_rollout_actor.py``);
 values and log-probs are still computed by the torch policy, in one batched pass afterwards.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch import nn
 
-from rlcamp.nn.actor_critic import ActorCritic
-from rlcamp.nn.heads import CategoricalHead
+if TYPE_CHECKING:
+    from rlcamp.nn.actor_critic import ActorCritic
 
 NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "tanh": np.tanh,
@@ -25,33 +25,38 @@ NUMPY_ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
 }
 
+Tensors = tuple[torch.Tensor, torch.Tensor]
+
 
 def _numpy(tensor: torch.Tensor) -> np.ndarray:
     return tensor.detach().cpu().numpy()
 
 
 class NumpyActor:
-    """``(raw_obs, noise) → (network input, action)`` with the policy's parameters at creation.
+    """``(raw_obs, noise) → (network input, action)`` with the parameters it was given at creation.
 
-    Valid while the parameters do not change, i.e. for one rollout.
+    ``layers``: the actor body's ``(weight, bias)`` pairs, each followed by ``activation``; ``head``:
+    the head's ``(weight, bias)``; ``log_std``: a Gaussian head's (None: Categorical, Gumbel-max);
+    ``normalizer``: ``(scale, bias, clip)`` of the observation normalization, or None. Built by
+    ``ActorCritic.numpy_actor``, the network's own claim that this is its actor. Valid while the
+    parameters do not change, i.e. for one rollout.
     """
 
-    def __init__(self, policy: ActorCritic) -> None:
-        self.activation = NUMPY_ACTIVATIONS[policy.activation]
-        self.layers = [
-            (_numpy(m.weight).T, _numpy(m.bias)) for m in policy.actor_body if isinstance(m, nn.Linear)
-        ]
-        self.head_weight, self.head_bias = (
-            _numpy(policy.head.linear.weight).T,
-            _numpy(policy.head.linear.bias),
-        )
-        self.discrete = isinstance(policy.head, CategoricalHead)
-        self.std = None if self.discrete else np.exp(_numpy(policy.head.log_std))
-        normalizer = policy.obs_normalizer
+    def __init__(
+        self,
+        layers: list[Tensors],
+        head: Tensors,
+        activation: str,
+        log_std: torch.Tensor | None = None,
+        normalizer: tuple[torch.Tensor, torch.Tensor, float] | None = None,
+    ) -> None:
+        self.activation = NUMPY_ACTIVATIONS[activation]
+        self.layers = [(_numpy(weight).T, _numpy(bias)) for weight, bias in layers]
+        self.head_weight, self.head_bias = _numpy(head[0]).T, _numpy(head[1])
+        self.discrete = log_std is None
+        self.std = None if log_std is None else np.exp(_numpy(log_std))
         self.norm = (
-            None
-            if normalizer is None
-            else (_numpy(normalizer.scale), _numpy(normalizer.bias), normalizer.clip)
+            None if normalizer is None else (_numpy(normalizer[0]), _numpy(normalizer[1]), normalizer[2])
         )
 
     def __call__(self, raw_obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,14 +73,15 @@ class NumpyActor:
 
 
 def rollout_actor(policy: ActorCritic) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """A numpy actor on the CPU when the activation has a numpy form (and ``policy.act_on_device`` is
-    off), else the torch policy on its own device behind the same call."""
-    if policy.activation in NUMPY_ACTIVATIONS and not policy.act_on_device:
-        return NumpyActor(policy)
+    """The policy's numpy actor on the CPU where it offers one (``ActorCritic.numpy_actor``) and
+    ``policy.act_on_device`` is off, else the torch policy on its own device behind the same call."""
+    actor = None if policy.act_on_device else policy.numpy_actor()
+    if actor is not None:
+        return actor
     device = next(policy.parameters()).device
 
     def torch_actor(raw_obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        obs = policy.normalize_obs(torch.from_numpy(raw_obs).to(device))
+        obs = policy.preprocess(torch.from_numpy(raw_obs).to(device))
         action = policy.sample(obs, torch.from_numpy(noise).to(device))
         return _numpy(obs), _numpy(action)
 

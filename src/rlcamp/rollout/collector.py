@@ -66,7 +66,7 @@ class RolloutCollector:
 
     Stepping follows gymnasium's SAME_STEP autoreset: when a sub-env ends an episode, the
     observation returned is already the next episode's first one, so no step is wasted or masked.
-    Per step only the actor runs (``rollout_actor``: ``ActorCritic.normalize_obs`` and
+    Per step only the actor runs (``rollout_actor``: ``ActorCritic.preprocess`` and
     ``ActorCritic.sample`` in numpy); values and log-probs of the whole rollout are computed
     afterwards in one batched pass by the algorithm.
     """
@@ -163,15 +163,10 @@ class RolloutCollector:
         """
         T, N, device = self.n_steps, self.env.num_envs, self.device
         act = rollout_actor(policy)
-        noise = policy.head.noise((T, N)).numpy()
-        obs_dim = int(np.prod(policy.observation_space.shape))
-        obs_buf = np.empty((T, N, obs_dim), dtype=np.float32)
-        raw_buf = np.empty((T, *self._raw_obs.shape), dtype=np.float32) if policy.obs_normalizer else None
-        actions = (
-            np.empty((T, N), dtype=np.int64)
-            if policy.is_discrete
-            else np.empty(noise.shape, dtype=np.float32)
-        )
+        noise = policy.noise((T, N)).numpy()
+        obs_buf = np.empty((T, N, *policy.input_shape), dtype=policy.input_dtype)
+        raw_buf = np.empty((T, *self._raw_obs.shape), dtype=np.float32) if policy.normalizes_obs else None
+        actions = np.empty((T, N, *policy.action_shape), dtype=policy.action_dtype)
         rewards = np.empty((T, N), dtype=np.float32)
         dones = np.empty((T, N), dtype=np.float32)
         returns = np.empty((T, N), dtype=np.float32) if self.reward_scaler else None
@@ -221,13 +216,13 @@ class RolloutCollector:
         def to_device(array: np.ndarray) -> torch.Tensor:
             return torch.from_numpy(array).to(device)
 
-        next_obs = policy.normalize_obs(to_device(self._raw_obs))
-        final = policy.normalize_obs(to_device(np.concatenate(final_obs))) if final_obs else next_obs[:0]
+        next_obs = policy.preprocess(to_device(self._raw_obs))
+        final = policy.preprocess(to_device(np.concatenate(final_obs))) if final_obs else next_obs[:0]
         rewards_t = to_device(rewards)
         if self.reward_scaler is not None:
             rewards_t = self.reward_scaler(rewards_t, to_device(returns))
         if raw_buf is not None:
-            policy.obs_normalizer.update(to_device(raw_buf))
+            policy.update_obs_statistics(to_device(raw_buf))
         return Rollout(
             obs=to_device(obs_buf),
             actions=to_device(actions),

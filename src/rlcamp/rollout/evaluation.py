@@ -56,7 +56,7 @@ def evaluate_policy(
 ) -> EvalResult:
     """Play ``n_episodes`` on one fresh env (episode ``i`` reset with ``seed + i``).
 
-    Observations go through ``policy.normalize_obs``, which applies the running statistics without
+    Observations go through ``policy.preprocess``, which applies the running statistics without
     updating them. With ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
     An env without a time limit of its own is truncated at ``max_episode_steps``, so an episode
     that never terminates still ends; ``should_stop`` (asked every step, e.g. "a pre-emption
@@ -93,7 +93,7 @@ def evaluate_policy(
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
-                net_obs = policy.normalize_obs(torch.as_tensor(obs, device=device).unsqueeze(0))
+                net_obs = policy.preprocess(torch.as_tensor(obs, device=device).unsqueeze(0))
                 action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
                 if policy.is_discrete:
                     action = int(action)

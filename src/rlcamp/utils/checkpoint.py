@@ -370,21 +370,40 @@ def metrics_history(ckpt_path: str | Path, env_steps: int) -> list[tuple[int, di
     """The rows of the checkpoint's run ``metrics.csv`` up to its ``env_steps``, as ``(step, metrics)``.
 
     Rows logged after the checkpoint (a run killed between two checkpoints) are left out: the
-    resumed run logs those rollouts again. Empty without a ``metrics.csv`` next to ``checkpoints/``.
+    resumed run logs those rollouts again. Unreadable rows (a line cut short or NUL bytes left by a
+    full disk or a crash mid-append) are dropped with a warning that counts them. Empty without a
+    ``metrics.csv`` next to ``checkpoints/``.
     """
     source = run_folder(ckpt_path) / "metrics.csv"
     if not source.is_file():
         return []
-    with source.open(newline="") as file:
-        rows = list(csv.DictReader(file))
+    lines = source.read_bytes().decode("utf-8", errors="replace").splitlines(keepends=True)
+    # a line holding NUL bytes, or without its newline (the last append, cut short), is damaged
+    intact = [line for line in lines if line.endswith("\n") and "\0" not in line]
+    unreadable = len(lines) - len(intact)
+    header, *rows = list(csv.reader(intact)) or [[]]
     history = []
-    for row in rows:
-        step = int(float(row.pop("step")))
-        if step <= env_steps:
-            history.append(
-                (step, {key: float(value) for key, value in row.items() if value not in ("", None)})
-            )
+    for fields in rows:
+        row = parse_metrics_row(header, fields)
+        if row is None:
+            unreadable += 1
+        elif row[0] <= env_steps:
+            history.append(row)
+    if unreadable:
+        log.warning("%s: dropped %d unreadable row(s) (cut short or corrupt)", source, unreadable)
     return history
+
+
+def parse_metrics_row(header: list[str], fields: list[str]) -> tuple[int, dict[str, float]] | None:
+    """``(step, metrics)`` of one ``metrics.csv`` row, or None when it has the wrong number of
+    fields or a value that is not a number."""
+    if len(fields) != len(header) or "step" not in header:
+        return None
+    try:
+        values = {key: float(value) for key, value in zip(header, fields, strict=True) if value != ""}
+        return int(values.pop("step")), values
+    except (KeyError, ValueError):
+        return None
 
 
 def replay_metrics(loggers: list[Any], history: list[tuple[int, dict[str, float]]]) -> None:

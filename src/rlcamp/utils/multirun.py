@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
                 "job": str(job_dir.relative_to(sweep_dir)),
                 "overrides": " ".join(_short(o) for o in job_overrides if o not in common),
                 "status": summary.get("status", "no summary.json"),
-                "error": summary.get("error"),
+                "error": summary.get("error") or summary.get("stop_reason") or summary.get("preempted_by"),
                 "return": summary.get("ep_return_mean"),
                 "eval_return": summary.get("eval_return_mean"),
                 "env_steps": summary.get("env_steps"),
@@ -59,6 +60,14 @@ def job_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+def jobs_outcome(rows: list[dict[str, Any]]) -> str:
+    """``3/5 jobs completed (1 stopped, 1 failed)``: only a completed job spent its whole budget."""
+    counts = Counter(row["status"] for row in rows if row["status"] != "completed")
+    done = len(rows) - sum(counts.values())
+    others = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    return f"{done}/{len(rows)} jobs completed" + (f" ({others})" if others else "")
 
 
 def _fmt(value: Any, spec: str) -> str:
@@ -145,5 +154,4 @@ class MultirunReport(Callback):
             console.print(
                 f"... and {len(rows) - self.max_rows} more jobs (each has its summary.json)", soft_wrap=True
             )
-        done = sum(row["status"] == "completed" for row in rows)
-        console.print(f"{done}/{len(rows)} jobs completed; outputs in {sweep_dir}", soft_wrap=True)
+        console.print(f"{jobs_outcome(rows)}; outputs in {sweep_dir}", soft_wrap=True)

@@ -29,6 +29,10 @@ class RunClock:
         return (env_steps - self.start_steps) / max(time.perf_counter() - self.start, 1e-9)
 
 
+# the keys of summary.json that say how a run ended; a later ending replaces them all
+ENDING_KEYS = ("status", "error", "preempted_by", "stop_reason")
+
+
 def _json_safe(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
@@ -48,6 +52,15 @@ def write_summary(output_dir: str | Path, summary: dict[str, Any]) -> Path:
         tmp.unlink(missing_ok=True)
         raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from None
     return path
+
+
+def read_summary(output_dir: str | Path) -> dict[str, Any]:
+    """``output_dir/summary.json`` as a dict; empty when there is none or it is not readable JSON."""
+    try:
+        summary = json.loads(Path(output_dir, "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return summary if isinstance(summary, dict) else {}
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -20,7 +20,9 @@ Every failure is one line that names the config key and the fix, raised as ``Con
 5. the checkpoint against the module: trained on other spaces, or with another network;
 6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
    ``checkpoints/`` must be writable (or creatable). The folder Hydra makes for the run is
-   checked before Hydra makes it (``RunFolderCheck``, a Hydra callback).
+   checked before Hydra makes it (``RunFolderCheck``, a Hydra callback);
+7. a resume must have env steps left to train: else ``NothingToTrain`` (not an error, the run is
+   complete).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
-from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError
+from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError, NothingToTrain
 from rlcamp.utils.build import build
 from rlcamp.utils.checkpoint import (
     check_output_dir,
@@ -329,6 +331,16 @@ def check_checkpoint(path: Path, cfg: DictConfig) -> dict[str, Any]:
     return checkpoint
 
 
+def check_budget_left(cfg: DictConfig, checkpoint: dict[str, Any], path: Path) -> None:
+    """A resume must have env steps left to train; else ``NothingToTrain`` (the run is complete)."""
+    done, budget = int(checkpoint["rlcamp"].get("env_steps", 0)), cfg.algo.total_env_steps
+    if done >= budget:
+        raise NothingToTrain(
+            f"{path} has already trained {done} env steps of total_env_steps={budget}: nothing to do "
+            "(raise total_env_steps to train it longer)"
+        )
+
+
 def validate_run(cfg: DictConfig) -> tuple[pl.LightningModule, Path | None, dict[str, Any] | None]:
     """All checks, in the order of the module docstring; returns the built module and the resume point.
 
@@ -353,4 +365,6 @@ def validate_run(cfg: DictConfig) -> tuple[pl.LightningModule, Path | None, dict
         check_resumable(checkpoint, module, ckpt_path)
     check_output_dir(cfg.paths.output_dir, ckpt_path)
     check_writable(cfg)
+    if checkpoint is not None:
+        check_budget_left(cfg, checkpoint, ckpt_path)
     return module, ckpt_path, checkpoint

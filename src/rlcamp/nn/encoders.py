@@ -1,0 +1,158 @@
+"""Encoders: what turns a stored observation into the feature vector the MLP bodies and heads read.
+
+``conf/network/encoder/*.yaml`` pick one; ``ActorCritic`` builds it from the observation space
+(one for both trunks when ``shared``, else one each). The MLP path's ``FlattenEncoder`` is the
+identity on the flat float vector ``ActorCritic.preprocess`` stores; the image encoders take the
+stored integer image (``uint8 [C, H, W]``) and convert it to float on the module's device, so a
+rollout of frames stays uint8 until a minibatch is encoded. Trunk layers get orthogonal init with
+gain √2 (CleanRL, SB3).
+"""
+
+from __future__ import annotations
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from rlcamp.errors import ConfigError
+
+
+def is_image_space(space: gym.Space) -> bool:
+    """An image: a ``Box`` of integers or booleans with 3 dims, channels first (``[C, H, W]``)."""
+    return (
+        isinstance(space, gym.spaces.Box)
+        and len(space.shape) == 3
+        and (np.issubdtype(space.dtype, np.integer) or space.dtype == np.bool_)
+    )
+
+
+def _ortho(module: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
+    """Orthogonal weights with ``gain``, zero bias, for every conv and linear layer in ``module``."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)):
+            nn.init.orthogonal_(layer.weight, gain)
+            nn.init.zeros_(layer.bias)
+    return module
+
+
+class Encoder(nn.Module):
+    """``features = encoder(stored_obs)``, ``[..., *obs_shape] -> [..., features_dim]``."""
+
+    features_dim: int
+    takes_images: bool = False
+
+
+class FlattenEncoder(Encoder):
+    """The MLP path: the stored observation is already the flat float vector; no parameters."""
+
+    def __init__(self, observation_space: gym.Space) -> None:
+        super().__init__()
+        self.features_dim = int(math.prod(observation_space.shape))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return obs
+
+
+class ConvEncoder(Encoder):
+    """A conv trunk on ``[C, H, W]`` integer images, then ``Linear → ReLU`` to ``features_dim``.
+
+    The input is cast to float and multiplied by ``scale`` (``1/255`` for 8-bit frames, 1 for
+    MinAtar's 0/1 channels) here, on the module's device; leading batch dims are flattened around
+    the convolutions. The linear layer's input size comes from one forward of a zero image.
+    """
+
+    takes_images = True
+
+    def __init__(
+        self, observation_space: gym.Space, convs: nn.Sequential, features_dim: int, scale: float
+    ) -> None:
+        super().__init__()
+        self.obs_shape = tuple(observation_space.shape)
+        self.scale = scale
+        self.convs = _ortho(convs)
+        with torch.no_grad():
+            n_flat = self.convs(torch.zeros(1, *self.obs_shape)).flatten(1).shape[1]
+        self.linear = _ortho(nn.Linear(n_flat, features_dim))
+        self.features_dim = features_dim
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        lead = obs.shape[: obs.dim() - 3]
+        x = obs.reshape(-1, *self.obs_shape).float() * self.scale
+        features = torch.relu(self.linear(self.convs(x).flatten(1)))
+        return features.reshape(*lead, self.features_dim)
+
+
+class NatureCNN(ConvEncoder):
+    """Mnih et al. 2015: conv 32 8×8/4, 64 4×4/2, 64 3×3/1 (ReLU), linear 512; pixels ÷ 255."""
+
+    def __init__(self, observation_space: gym.Space, features_dim: int = 512) -> None:
+        channels = observation_space.shape[0]
+        convs = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+        )
+        super().__init__(observation_space, convs, features_dim, scale=1.0 / 255.0)
+
+
+class MinAtarCNN(ConvEncoder):
+    """Young & Tian 2019: conv 16 3×3/1 (ReLU), linear 128, on MinAtar's 0/1 channels (no ÷255)."""
+
+    def __init__(self, observation_space: gym.Space, features_dim: int = 128) -> None:
+        convs = nn.Sequential(nn.Conv2d(observation_space.shape[0], 16, 3, stride=1), nn.ReLU())
+        super().__init__(observation_space, convs, features_dim, scale=1.0)
+
+
+class ResidualBlock(nn.Module):
+    """``x + conv(relu(conv(relu(x))))`` (IMPALA)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv1(torch.relu(self.conv0(torch.relu(x))))
+
+
+class ImpalaCNN(ConvEncoder):
+    """Espeholt et al. 2018 (the Procgen encoder): per depth 16, 32, 32 a conv 3×3, max-pool 3×3/2
+    and two residual blocks; ReLU, linear 256; pixels ÷ 255."""
+
+    def __init__(
+        self, observation_space: gym.Space, depths: tuple[int, ...] = (16, 32, 32), features_dim: int = 256
+    ) -> None:
+        layers: list[nn.Module] = []
+        channels = observation_space.shape[0]
+        for depth in depths:
+            layers += [
+                nn.Conv2d(channels, depth, 3, padding=1),
+                nn.MaxPool2d(3, stride=2, padding=1),
+                ResidualBlock(depth),
+                ResidualBlock(depth),
+            ]
+            channels = depth
+        layers.append(nn.ReLU())
+        super().__init__(observation_space, nn.Sequential(*layers), features_dim, scale=1.0 / 255.0)
+
+
+def check_encoder(encoder: Encoder, observation_space: gym.Space, encoder_name: str) -> None:
+    """An image space needs an image encoder and a vector space a flat one: one line naming the fix."""
+    image = is_image_space(observation_space)
+    if image and not encoder.takes_images:
+        raise ConfigError(
+            f"the observation space {observation_space} is an image but network.encoder is "
+            f"{encoder_name}; use an image encoder: network=nature_cnn (Atari), network=minatar_cnn "
+            "or network=impala_cnn"
+        )
+    if not image and encoder.takes_images:
+        raise ConfigError(
+            f"network.encoder is {encoder_name}, an image encoder, but the observation space "
+            f"{observation_space} is not a [C, H, W] integer image; use network=mlp"
+        )
