@@ -390,6 +390,7 @@ def test_a_fresh_start_never_picks_up_a_slurm_hpc_checkpoint(finished_run, make_
     requeued.mkdir()
     shutil.copy(finished_run / "checkpoints" / "last.ckpt", requeued / "hpc_ckpt_1.ckpt")
     shutil.copy(finished_run / "metrics.csv", requeued / "metrics.csv")
+    (requeued / "run.lock").touch()  # as every run leaves it
     before = snapshot(requeued)
     with pytest.raises(SystemExit) as exit_info:
         run_job(make_cfg(*TINY, output_dir=requeued))
