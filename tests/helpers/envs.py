@@ -155,3 +155,22 @@ class LitCellEnv(gym.Env):
         reward = float(int(action) == self.side)
         self.t += 1
         return self._frame(), reward, self.t >= self.horizon, False, {}
+
+
+class ResetNaNEnv(CountingEnv):
+    """A ``CountingEnv`` whose ``reset()`` returns a NaN observation."""
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed, options=options)
+        return np.array([np.nan], dtype=np.float32), {}
+
+
+class InfRewardEnv(CountingEnv):
+    """A ``CountingEnv`` whose reward is infinite at step 2."""
+
+    def __init__(self) -> None:
+        super().__init__(horizon=100)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs, float("inf") if self.t == 2 else reward, terminated, truncated, info

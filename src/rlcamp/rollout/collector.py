@@ -94,7 +94,7 @@ class RolloutCollector:
         self.steps_done = 0  # this collector's env steps so far (the module sets it on a resume)
         self.nan_resets = 0  # sub-envs reset by nan_policy=terminate
         raw_obs, _ = env.reset(seed=seed)
-        self._raw_obs = np.array(raw_obs, dtype=self.obs_dtype)
+        self._raw_obs = self._check_reset(np.array(raw_obs, dtype=self.obs_dtype))
         self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
 
     def _env_step(self, t: int, i: int) -> int:
@@ -114,6 +114,20 @@ class RolloutCollector:
                 f"{self._env_step(step, i)}; fix the env or set env.nan_policy=terminate to end such episodes"
             )
         return bad
+
+    def _check_reset(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Raise if ``reset()`` returned a NaN/inf observation (for the sub-envs in ``mask``, else
+        all), under either ``nan_policy``: there is no episode to end; return ``obs``."""
+        bad = ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)
+        if mask is not None:
+            bad &= mask
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise NonFiniteEnvError(
+                f"{self.env_id} sub-env {i} returned a non-finite observation from reset() after env step "
+                f"{self.steps_done}; fix the env's reset (env.nan_policy=terminate cannot end a reset)"
+            )
+        return obs
 
     def _check_final_obs(self, final: np.ndarray, envs: np.ndarray, step: int) -> np.ndarray:
         """Which truncated episodes' final observations (``info["final_obs"]``) are finite; raise under
@@ -140,7 +154,7 @@ class RolloutCollector:
             if counters is not None:
                 counters[mask] = 0
         self.nan_resets += int(mask.sum())
-        return np.array(obs, dtype=self.obs_dtype)
+        return self._check_reset(np.array(obs, dtype=self.obs_dtype), mask)
 
     @torch.no_grad()
     def collect(self, policy: ActorCritic) -> Rollout:
