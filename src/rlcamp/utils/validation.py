@@ -258,11 +258,12 @@ class RunFolderCheck(Callback):
             sys.exit(f"rlcamp-{config_name or 'train'}: error: {err}")
 
 
-# float32 values one transition holds during a rollout and its update, per observation entry
-# (the normalized and the raw observation, and the normalized copy the update makes) and per
-# action entry (action and noise), and besides (reward, done, return, value, log-prob, advantage,
-# target, ...): a generous estimate, to refuse sizes that cannot fit rather than budget exactly
-FLOATS_PER_OBS_ENTRY, FLOATS_PER_ACTION_ENTRY, FLOATS_PER_TRANSITION = 3, 2, 12
+# what one transition holds during a rollout and its update: copies of its stored observation (the
+# stored and the raw observation, and the copy the update's shuffle makes), float32 values per
+# action entry (action and noise), and float32 values besides (reward, done, return, value,
+# log-prob, advantage, target, ...): a generous estimate, to refuse sizes that cannot fit rather
+# than budget exactly
+OBS_COPIES, FLOATS_PER_ACTION_ENTRY, FLOATS_PER_TRANSITION = 3, 2, 12
 
 
 def physical_memory_bytes() -> int | None:
@@ -280,12 +281,12 @@ def check_rollout_memory(module: pl.LightningModule) -> None:
     if memory is None:
         return
     policy = module.policy
-    obs_entries = int(np.prod(policy.observation_space.shape))
-    action_entries = int(np.prod(policy.action_space.shape or (1,)))
-    floats = (
-        FLOATS_PER_OBS_ENTRY * obs_entries + FLOATS_PER_ACTION_ENTRY * action_entries + FLOATS_PER_TRANSITION
+    obs_bytes = int(np.prod(policy.input_shape)) * policy.input_dtype.itemsize  # uint8 frames: 1 a pixel
+    action_entries = int(np.prod(policy.action_shape or (1,)))
+    per_transition = OBS_COPIES * obs_bytes + 4 * (
+        FLOATS_PER_ACTION_ENTRY * action_entries + FLOATS_PER_TRANSITION
     )
-    needed = module.rollout_size * floats * 4
+    needed = module.rollout_size * per_transition
     if needed > memory:
         raise ConfigError(
             f"a rollout of algo.n_steps={module.hparams.n_steps} x env.n_envs={module.env_factory.n_envs} "
