@@ -9,6 +9,7 @@ import torch
 
 from rlcamp.envs import VecEnvFactory
 from rlcamp.utils.build import build
+from tests.helpers.learning import LearningClaim
 
 pytest.importorskip("minatar", reason="needs the minatar extra (make install has it)")
 from rlcamp.envs.minatar import channels_first  # noqa: E402
@@ -50,3 +51,24 @@ def test_a_rollout_on_breakout_stores_uint8_frames_and_a_short_run_completes(mak
     assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (2 * 128, 4, 10, 10)
     summary, _ = train(make_cfg("env=minatar_breakout", "total_env_steps=2048", "env.n_envs=2"))
     assert summary["status"] == "completed" and summary["env_steps"] == 2048
+
+
+PPO_BREAKOUT = LearningClaim(
+    overrides=("env=minatar_breakout", "total_env_steps=100000"),
+    threshold=2.0,
+    seeds=(201, 202, 203, 204),
+    min_passing=2,
+)
+
+
+@pytest.mark.slow
+def test_ppo_learns_minatar_breakout(tmp_path):
+    """PPO with the MinAtar family's settings (CleanRL's Atari PPO, the MinAtar CNN) on
+    ``MinAtar/Breakout-v1`` at 100k env steps: at least 2 of 4 seeds end with a 20-episode mean
+    return >= 2.0 (a random policy: 0.45).
+
+    Measured on seeds 101-110 (``python -m tests.helpers.learning
+    tests.envs.test_minatar:PPO_BREAKOUT --seeds 101-110``): 2.4, 2.5, 2.6, 2.8, 3.0, 3.0, 3.2,
+    3.2, 3.2, 3.9, all 10 >= 2.0; P(fewer than 2 of 4 pass) = 0.88% (``failure_probability``).
+    """
+    PPO_BREAKOUT.check(tmp_path)

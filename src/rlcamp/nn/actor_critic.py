@@ -23,7 +23,7 @@ from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
 from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
 
 # what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
-MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample", "numpy_actor")
+MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample")
 NUMPY_HEADS = (CategoricalHead, GaussianHead)
 
 
