@@ -224,6 +224,19 @@ def test_settings_are_named_by_the_config_values_that_differ(tmp_path):
     assert sorted(finals["label"]) == ["ppo algo.gamma=0.9", "ppo algo.gamma=0.99"]
 
 
+def test_another_metric_names_the_tables_and_has_no_return_references(multirun, tmp_path):
+    """``--metric train/lr``: tables say train/lr, and no optimality gap or normalized aggregate is
+    computed against return references."""
+    out = tmp_path / "out"
+    main([str(multirun), "--out", str(out), "--reps", "50", "--metric", "train/lr"])
+    assert "of the final train/lr." in (out / "compare_final.md").read_text()
+    rliable_md = (out / "compare_rliable.md").read_text()
+    assert "### CartPole-v1 (train/lr)" in rliable_md and "episode return" not in rliable_md
+    rliable = pd.read_csv(out / "compare_rliable.csv")
+    assert stats.AGGREGATE not in set(rliable["env"]) and rliable["optimality_gap"].isna().all()
+    assert rliable["mean"].tolist() == pytest.approx([1e-3] * len(rliable))
+
+
 def test_cli_reports_a_missing_directory_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         main([str(tmp_path / "nope")])

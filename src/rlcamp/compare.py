@@ -6,7 +6,7 @@ multiruns or W&B.
     rlcamp-compare --wandb my-entity/rlcamp --band std --baseline ppo --reps 5000 --seed 1
 
 It reads every run below the given directories (a run is a directory with ``metrics.csv`` or
-``summary.json``; its ``.hydra/overrides.yaml`` names the setting), leaves out the runs whose
+``summary.json``; the config values that differ between runs name the setting), leaves out the runs whose
 status says they ended before their budget (``stopped``, ``preempted``, ``interrupted``,
 ``failed``; one line counts them) and writes into ``--out``:
 
@@ -358,8 +358,9 @@ def final_table(finals: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def final_markdown(table: pd.DataFrame) -> str:
-    """A Markdown grid: one row per env, one column per label, cells ``mean ± std (n)``."""
+def final_markdown(table: pd.DataFrame, unit: str = "return") -> str:
+    """A Markdown grid: one row per env, one column per label, cells ``mean ± std (n)`` of the final
+    ``unit`` (the compared metric)."""
 
     def cell(row: pd.Series) -> str:
         spread = f" ± {row['std']:.1f}" if not math.isnan(row["std"]) else ""
@@ -370,7 +371,7 @@ def final_markdown(table: pd.DataFrame) -> str:
     for env, rows in table.groupby("env", sort=True):
         cells = {r["label"]: cell(r) for _, r in rows.iterrows()}
         lines.append(f"| {env} | " + " | ".join(cells.get(label, "–") for label in labels) + " |")
-    return "\n".join(lines) + "\n\nmean ± std over seeds (seed count) of the final return.\n"
+    return "\n".join(lines) + f"\n\nmean ± std over seeds (seed count) of the final {unit}.\n"
 
 
 def t_quantile(df: int, level: float = 0.95) -> float:
@@ -461,11 +462,16 @@ def _pyplot() -> Any:
 
 
 def plot_curves(
-    aggregated: pd.DataFrame, stem: str | Path, title: str = "", band: str = "ci95"
+    aggregated: pd.DataFrame,
+    stem: str | Path,
+    title: str = "",
+    band: str = "ci95",
+    unit: str = "episode return",
 ) -> list[Path]:
     """The grid of learning curves, one panel per env, saved as ``stem.png`` and ``stem.svg``.
 
-    ``band`` names what ``aggregated`` holds (a key of ``BAND_TEXT``), for the legend."""
+    ``band`` names what ``aggregated`` holds (a key of ``BAND_TEXT``), for the legend; ``unit``
+    labels the y-axis (the compared metric)."""
     plt = _pyplot()
     envs = sorted(aggregated["env"].unique())
     labels = sorted(aggregated["label"].unique())
@@ -492,7 +498,7 @@ def plot_curves(
     for ax in axes.flat[len(envs) :]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel("episode return")
+        row[0].set_ylabel(unit)
     handles = [plt.Line2D([], [], color=colors[label], lw=2) for label in labels]
     fig.legend(
         handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, title=BAND_TEXT[band]
@@ -513,7 +519,12 @@ def _save(fig: Any, stem: Path, suffixes: Sequence[str]) -> list[Path]:
 
 
 def plot_profiles(
-    finals: pd.DataFrame, normalization: dict[str, stats.Normalizer], stem: Path, reps: int, seed: int
+    finals: pd.DataFrame,
+    normalization: dict[str, stats.Normalizer],
+    stem: Path,
+    reps: int,
+    seed: int,
+    unit: str = "episode return",
 ) -> list[Path]:
     """Performance profiles, fraction of runs scoring above τ with 95% CI bands
     (``rliable.plot_utils.plot_performance_profiles``): one panel per env in episode return, and one
@@ -524,8 +535,7 @@ def plot_profiles(
     scores = stats.scores_by_env(finals)
     envs, _ = stats.aggregate_envs(scores, normalization)
     panels = [
-        (env, {label: [runs] for label, runs in by_label.items()}, "episode return")
-        for env, by_label in scores.items()
+        (env, {label: [runs] for label, runs in by_label.items()}, unit) for env, by_label in scores.items()
     ]
     if envs:
         labels = sorted(scores[envs[0]])
@@ -584,9 +594,16 @@ def compare(
     seed: int = 0,
     baseline: str | None = None,
     normalization: dict[str, stats.Normalizer] | None = None,
+    metric: str = RETURN,
 ) -> dict[str, Path]:
-    """Write the tidy table, the final-return tables, the rliable tables and the figures into ``out``."""
+    """Write the tidy table, the final-value tables, the rliable tables and the figures into ``out``.
+
+    A ``metric`` other than the return labels the axes and tables by its name and has no reference
+    scores: no optimality gap and no normalized aggregate over envs."""
+    unit = "episode return" if metric == RETURN else metric
     normalization = stats.NORMALIZATION if normalization is None else normalization
+    if metric != RETURN:
+        normalization = {}
     improvement = stats.improvement_table(finals, reps, seed, baseline)  # first: it checks ``baseline``
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -601,11 +618,13 @@ def compare(
     curves.to_csv(paths["runs"], index=False)
     table = final_table(finals)
     table.to_csv(paths["final_csv"], index=False)
-    paths["final_md"].write_text(final_markdown(table))
+    paths["final_md"].write_text(final_markdown(table, "return" if metric == RETURN else metric))
     rliable, notes = stats.rliable_table(finals, normalization, reps, seed)
+    if metric != RETURN:
+        notes.insert(0, f"{metric} has no reference scores: no optimality gap, no aggregate over envs")
     notes += stats.reliability_warnings(stats.scores_by_env(finals))
     rliable.to_csv(paths["rliable_csv"], index=False)
-    paths["rliable_md"].write_text(stats.rliable_markdown(rliable, notes, reps, seed))
+    paths["rliable_md"].write_text(stats.rliable_markdown(rliable, notes, reps, seed, unit))
     improvement.to_csv(paths["improvement_csv"], index=False)
     paths["improvement_md"].write_text(
         stats.improvement_markdown(improvement, reps, seed)
@@ -613,11 +632,13 @@ def compare(
         else "no two settings share an env: no probability of improvement.\n"
     )
     if len(rliable):
-        (paths["profiles"],) = plot_profiles(finals, normalization, out / f"{name}_profiles", reps, seed)
+        (paths["profiles"],) = plot_profiles(
+            finals, normalization, out / f"{name}_profiles", reps, seed, unit
+        )
     if len(curves):
-        png, svg = plot_curves(aggregate_curves(curves, band), out / name, title, band)
+        png, svg = plot_curves(aggregate_curves(curves, band), out / name, title, band, unit)
         iqm_png, iqm_svg = plot_curves(
-            iqm_curves(curves, reps, seed), out / f"{name}_iqm_curves", title, "iqm"
+            iqm_curves(curves, reps, seed), out / f"{name}_iqm_curves", title, "iqm", unit
         )
         paths.update(png=png, svg=svg, iqm_png=iqm_png, iqm_svg=iqm_svg)
     return paths
@@ -705,6 +726,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.seed,
             args.baseline,
             args.normalization,
+            args.metric,
         )
     except ValueError as error:
         sys.exit(f"rlcamp-compare: {error}")
