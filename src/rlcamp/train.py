@@ -28,7 +28,7 @@ from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
 from rlcamp.utils.build import CONF_DIR, build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
-from rlcamp.utils.summary import ENDING_KEYS, print_summary, read_summary, write_summary
+from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
@@ -109,7 +109,8 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
         )
     if trainer.is_global_zero:  # srun-started ranks each run train(); rank 0 reports
         write_summary(output_dir, summary)
-        print_summary(summary)
+        multirun = is_multirun()
+        print_summary(summary, comparison_dir(output_dir, multirun, cfg.task_name), multirun)
     return summary, module
 
 
