@@ -3,14 +3,35 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+from rich.console import JustifyMethod
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Column
+
+
+def progress_columns(total: int) -> tuple[ProgressColumn, ...]:
+    """The bar's columns: the env-step count ``done/total`` and the times keep their full width (an
+    80-column terminal once showed ``100000/…``); the bar takes what is left."""
+
+    def whole(width: int = 0, justify: JustifyMethod = "left") -> Column:
+        return Column(no_wrap=True, min_width=width, justify=justify)
+
+    return (
+        TextColumn("[bold]{task.description}", table_column=whole()),
+        BarColumn(bar_width=None, table_column=Column(ratio=1, min_width=4)),
+        MofNCompleteColumn(table_column=whole(len(f"{total}/{total}"), "right")),
+        TextColumn("env steps", table_column=whole(len("env steps"))),
+        TimeElapsedColumn(table_column=whole(7)),
+        TimeRemainingColumn(table_column=whole(7)),
+        TextColumn("{task.fields[sps]:>6.0f} steps/s  return {task.fields[ret]:.2f}", table_column=whole()),
+    )
 
 
 class EnvStepProgressBar(pl.Callback):
@@ -25,14 +46,9 @@ class EnvStepProgressBar(pl.Callback):
         if not trainer.is_global_zero:
             return
         self._progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("env steps"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[sps]:>8.0f} steps/s  return {task.fields[ret]:8.2f}"),
+            *progress_columns(pl_module.hparams.total_env_steps),
             refresh_per_second=self.refresh_per_second,
+            expand=True,
         )
         self._task = self._progress.add_task(
             type(pl_module).__name__,
