@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -27,6 +28,7 @@ from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
 from rlcamp.utils.build import CONF_DIR, build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
+from rlcamp.utils.env_tuning import env_ids, follow_env_id
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
 from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
@@ -236,11 +238,15 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 
 def main() -> None:
-    """``rlcamp-train``: load ``.env`` (secrets stay in the environment), then run Hydra.
+    """``rlcamp-train``: load ``.env`` (secrets stay in the environment), make an ``env.id`` override
+    follow its env's tuning (:func:`follow_env_id`), then run Hydra.
 
-    The ``.env`` is looked up from the working directory upwards (not from the installed package).
+        The ``.env`` is looked up from the working directory upwards (not from the installed package).
     """
     load_dotenv(find_dotenv(usecwd=True), override=False)
+    sys.argv[1:], note = follow_env_id(sys.argv[1:], env_ids(CONF_DIR))
+    if note:
+        print(note, file=sys.stderr)
     hydra_main()
 
 
