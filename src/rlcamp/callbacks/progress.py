@@ -1,6 +1,12 @@
-"""A rich progress bar over environment steps, with steps/s and the mean episode return."""
+"""A rich progress bar over environment steps, with steps/s and the mean episode return.
+
+Its total is the env steps the run trains: the budget rounded up to whole rollouts, with one line
+when that is more than the budget."""
 
 from __future__ import annotations
+
+import logging
+import math
 
 import pytorch_lightning as pl
 from rich.console import JustifyMethod
@@ -14,6 +20,8 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 from rich.table import Column
+
+log = logging.getLogger(__name__)
 
 
 def progress_columns(total: int) -> tuple[ProgressColumn, ...]:
@@ -34,6 +42,22 @@ def progress_columns(total: int) -> tuple[ProgressColumn, ...]:
     )
 
 
+def planned_env_steps(budget: int, rollout_steps: int) -> int:
+    """The env steps a run trains: its budget rounded up to whole rollouts (all ranks together)."""
+    return math.ceil(budget / rollout_steps) * rollout_steps
+
+
+def budget_note(budget: int, rollout_steps: int) -> str:
+    """One line when the budget is not a whole number of rollouts (the run trains past it); else empty."""
+    planned = planned_env_steps(budget, rollout_steps)
+    if planned == budget:
+        return ""
+    return (
+        f"total_env_steps={budget} is not a whole number of rollouts of {rollout_steps} env steps "
+        f"(n_envs × n_steps): the run trains {planned // rollout_steps} rollouts, {planned} env steps"
+    )
+
+
 class EnvStepProgressBar(pl.Callback):
     """Advances once per rollout; Lightning's own bar counts batches, which mean little here."""
 
@@ -45,14 +69,19 @@ class EnvStepProgressBar(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if not trainer.is_global_zero:
             return
+        rollout_steps = pl_module.rollout_size * trainer.world_size
+        total = planned_env_steps(pl_module.hparams.total_env_steps, rollout_steps)
+        note = budget_note(pl_module.hparams.total_env_steps, rollout_steps)
+        if note:
+            log.warning(note)
         self._progress = Progress(
-            *progress_columns(pl_module.hparams.total_env_steps),
+            *progress_columns(total),
             refresh_per_second=self.refresh_per_second,
             expand=True,
         )
         self._task = self._progress.add_task(
             type(pl_module).__name__,
-            total=pl_module.hparams.total_env_steps,
+            total=total,
             completed=pl_module.env_steps,
             sps=0.0,
             ret=float("nan"),
@@ -65,7 +94,7 @@ class EnvStepProgressBar(pl.Callback):
         metrics = pl_module.last_metrics
         self._progress.update(
             self._task,
-            completed=min(pl_module.env_steps, pl_module.hparams.total_env_steps),
+            completed=pl_module.env_steps,
             sps=metrics.get("time/sps", 0.0),
             ret=metrics.get("rollout/ep_return_mean", float("nan")),
         )
