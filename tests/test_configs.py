@@ -121,6 +121,12 @@ def test_the_shipped_family_settings_are_the_papers(algo, family):
     assert {key: family_reference(algo, family)[key] for key in expected} == expected
 
 
+@pytest.mark.parametrize("logger", [name for name in config_options("logger") if name != "none"])
+def test_every_logger_choice_writes_metrics_csv(make_cfg, logger):
+    """The run folder always holds metrics.csv (resume and rlcamp-compare read it), whatever else logs."""
+    assert make_cfg(f"logger={logger}").logger.csv._target_ == "pytorch_lightning.loggers.CSVLogger"
+
+
 def test_every_algo_family_and_algo_env_file_is_used():
     """A misspelled file (``ppo_hoper.yaml``) would never be chosen."""
     families = config_options("family")
