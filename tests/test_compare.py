@@ -237,6 +237,16 @@ def test_another_metric_names_the_tables_and_has_no_return_references(multirun, 
     assert rliable["mean"].tolist() == pytest.approx([1e-3] * len(rliable))
 
 
+def test_an_algorithm_is_labelled_by_its_config_name(tmp_path):
+    """A run of ``algo=actor_critic`` (class QActorCritic, older summaries say qactorcritic)."""
+    fake_run(tmp_path / "r", "qactorcritic", "CartPole-v1", 1, [1, 2], 2.0)
+    config = yaml.safe_load((tmp_path / "r" / ".hydra" / "config.yaml").read_text())
+    config["algo"]["_target_"] = "rlcamp.algos.QActorCritic"
+    (tmp_path / "r" / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    _, finals = load_runs([tmp_path / "r"])
+    assert finals["label"].tolist() == ["actor_critic"]
+
+
 def test_cli_reports_a_missing_directory_in_one_line(tmp_path):
     with pytest.raises(SystemExit, match="does not exist"):
         main([str(tmp_path / "nope")])

@@ -42,6 +42,7 @@ import pandas as pd
 import yaml
 
 from rlcamp import stats
+from rlcamp.utils.conf import algo_name
 
 RETURN = "rollout/ep_return_mean"
 COLUMNS = ["run", "algo", "env", "seed", "setting", "label", "env_steps", "return"]
@@ -160,7 +161,7 @@ def read_run(run_dir: Path, root: Path, metric: str = RETURN) -> tuple[pd.DataFr
     overrides = _yaml(run_dir / ".hydra" / "overrides.yaml") or []
     choices = ((_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}).get("runtime", {})
     algo_cfg, env_cfg = config.get("algo") or {}, config.get("env") or {}
-    algo = summary.get("algo") or str(algo_cfg.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+    algo = algo_name(algo_cfg["_target_"]) if "_target_" in algo_cfg else summary.get("algo", "?")
     env = summary.get("env_id") or env_cfg.get("id", "?")
     seed = summary.get("seed", config.get("seed"))
     name = (
@@ -222,7 +223,7 @@ def load_wandb(
     curves, finals = [], []
     for run in api.runs(project, filters=filters or {}):
         config = json.loads(json.dumps(dict(run.config), default=str))
-        algo = str((config.get("algo") or {}).get("_target_", "?")).rsplit(".", 1)[-1].lower()
+        algo = algo_name(str((config.get("algo") or {}).get("_target_", "?")))
         env = (config.get("env") or {}).get("id", "?")
         setting = run.group or ""
         ident = {

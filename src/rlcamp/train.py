@@ -28,6 +28,7 @@ from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
 from rlcamp.utils.build import CONF_DIR, build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
+from rlcamp.utils.conf import algo_name
 from rlcamp.utils.env_tuning import env_ids, follow_env_id
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
 from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
@@ -98,6 +99,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     summary = {
         **run_ending(trainer, module, preempted_by),
         **module.summary(),
+        "algo": algo_name(cfg.algo._target_),
         "seed": cfg.seed,
         "output_dir": str(output_dir),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
@@ -167,7 +169,7 @@ def record_failure(cfg: DictConfig, error: Exception) -> None:
     output_dir = Path(cfg.paths.output_dir)
     message = str(error).splitlines()[0] if str(error) else ""
     summary = {
-        "algo": str(OmegaConf.select(cfg, "algo._target_", default="")).rsplit(".", 1)[-1].lower(),
+        "algo": algo_name(str(OmegaConf.select(cfg, "algo._target_", default=""))),
         "env_id": OmegaConf.select(cfg, "env.id"),
         "seed": cfg.get("seed"),
         "output_dir": str(output_dir),
