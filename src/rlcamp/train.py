@@ -32,6 +32,8 @@ from rlcamp.utils.conf import algo_name
 from rlcamp.utils.env_tuning import env_ids, follow_env_id
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
 from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
+from rlcamp.utils.sweep_preview import JOBS_FLAG
+from rlcamp.utils.sweep_preview import main as preview_jobs
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
@@ -241,7 +243,8 @@ def hydra_main(cfg: DictConfig) -> float | None:
 
 def main() -> None:
     """``rlcamp-train``: load ``.env`` (secrets stay in the environment), make an ``env.id`` override
-    follow its env's tuning (:func:`follow_env_id`), then run Hydra.
+    follow its env's tuning (:func:`follow_env_id`), then run Hydra; with ``--jobs``, list the
+    multirun's jobs instead (:mod:`rlcamp.utils.sweep_preview`).
 
         The ``.env`` is looked up from the working directory upwards (not from the installed package).
     """
@@ -249,6 +252,8 @@ def main() -> None:
     sys.argv[1:], note = follow_env_id(sys.argv[1:], env_ids(CONF_DIR))
     if note:
         print(note, file=sys.stderr)
+    if JOBS_FLAG in sys.argv[1:]:
+        raise SystemExit(preview_jobs(sys.argv[1:]))
     hydra_main()
 
 
