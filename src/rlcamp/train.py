@@ -2,6 +2,8 @@
 
 rlcamp-train algo=ppo env=hopper seed=3
 rlcamp-train -m algo.optimizer.lr=1e-3,3e-4 seed=1,2,3
+
+The command's entry point is the light :mod:`rlcamp.cli`, which imports this module when a job starts.
 """
 
 from __future__ import annotations
@@ -9,7 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
@@ -18,7 +19,6 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint, Timer
 from pytorch_lightning.utilities import rank_zero_only
@@ -26,18 +26,15 @@ from pytorch_lightning.utilities import rank_zero_only
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
-from rlcamp.utils.build import CONF_DIR, build, instantiate_group
+from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import metrics_history, replay_metrics
-from rlcamp.utils.conf import algo_name
-from rlcamp.utils.env_tuning import env_ids, follow_env_id
+from rlcamp.utils.conf import CONF_DIR, algo_name
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
 from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
-from rlcamp.utils.sweep_preview import JOBS_FLAG
-from rlcamp.utils.sweep_preview import main as preview_jobs
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
-__all__ = ["build", "main", "run_job", "train"]
+__all__ = ["CONF_DIR", "build", "main", "run_job", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -235,26 +232,12 @@ def recorded_metric(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna), NaN if the job failed."""
-    return run_job(cfg)
-
-
 def main() -> None:
-    """``rlcamp-train``: load ``.env`` (secrets stay in the environment), make an ``env.id`` override
-    follow its env's tuning (:func:`follow_env_id`), then run Hydra; with ``--jobs``, list the
-    multirun's jobs instead (:mod:`rlcamp.utils.sweep_preview`).
+    """``rlcamp-train`` as installed before its entry point moved to :func:`rlcamp.cli.train`
+    (``pip install -e .`` updates the script); ``python -m rlcamp.train`` runs the same."""
+    from rlcamp.cli import train as cli_train
 
-        The ``.env`` is looked up from the working directory upwards (not from the installed package).
-    """
-    load_dotenv(find_dotenv(usecwd=True), override=False)
-    sys.argv[1:], note = follow_env_id(sys.argv[1:], env_ids(CONF_DIR))
-    if note:
-        print(note, file=sys.stderr)
-    if JOBS_FLAG in sys.argv[1:]:
-        raise SystemExit(preview_jobs(sys.argv[1:]))
-    hydra_main()
+    cli_train()
 
 
 if __name__ == "__main__":
