@@ -252,6 +252,37 @@ def test_cli_reports_a_missing_directory_in_one_line(tmp_path):
         main([str(tmp_path / "nope")])
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "kind"),
+    [
+        ("metrics.csv", b"\x89PNG\r\n\x1a\n\x00\xff\xfe\x00binary", "CSV"),
+        ("metrics.csv", b"", "CSV"),
+        ("summary.json", b'{"status": "compl', "JSON"),
+    ],
+    ids=["binary_metrics", "empty_metrics", "truncated_summary"],
+)
+def test_cli_names_a_damaged_run_file_in_one_line(multirun, tmp_path, name, content, kind):
+    damaged = multirun / "1" / name
+    damaged.write_bytes(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(multirun), "--out", str(tmp_path / "out")])
+    message = str(exit_info.value)
+    assert message.startswith(f"rlcamp-compare: {damaged} is not readable {kind} (") and "\n" not in message
+    assert message.endswith("; repair or delete it, or leave its run out")
+
+
+def test_cli_on_wandb_without_a_login_says_how_to_log_in(tmp_path, monkeypatch):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("WANDB_CONFIG_DIR", str(tmp_path / "wandb-config"))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--wandb", "e/p", "--out", str(tmp_path / "out")])
+    message = str(exit_info.value)
+    assert message.startswith("rlcamp-compare: --wandb e/p: ") and "\n" not in message
+    assert message.endswith("(wandb login, or WANDB_API_KEY in .env)")
+
+
 class FakeWandbRun:
     """A run with ``wandb.Api().runs()``'s surface: config, group, id, path, state, summary, history."""
 

@@ -16,6 +16,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from rlcamp.envs.factory import resolve_entry_point
+from rlcamp.errors import ConfigError
 from rlcamp.train import CONF_DIR, build
 from tests.helpers.config import config_options
 
@@ -35,6 +37,7 @@ ALGOS, ENVS = config_options("algo"), config_options("env")
 # hand from the papers' protocols (conf/algo_family/ must agree with this table, not the reverse).
 PPO_MUJOCO = {"n_envs": 1, "n_steps": 2048, "update_epochs": 10, "n_minibatches": 32, "lr": 3e-4}
 NATURAL_MUJOCO = {"n_envs": 1, "n_steps": 2048, "value_epochs": 10, "value_minibatches": 32, "lr": 1e-3}
+PPO_MINATAR = {"n_envs": 8, "n_steps": 128, "update_epochs": 4, "n_minibatches": 4, "lr": 2.5e-4}
 FAMILY_SETTINGS = {
     "classic": {
         "ppo": {"n_envs": 4, "n_steps": 128, "update_epochs": 4, "n_minibatches": 4, "lr": 2.5e-4},
@@ -56,7 +59,25 @@ FAMILY_SETTINGS = {
         "reinforce": {"n_envs": 1, "n_steps": 2048, "lr": 1e-3},
         "actor_critic": {"n_envs": 1, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
     },
+    "minatar": {
+        "ppo": PPO_MINATAR | {"clip_range": 0.1, "ent_coef": 0.01},
+        "ppo_kl": PPO_MINATAR,
+        "npg": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
+        "trpo": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
+        "a2c": {"n_envs": 16, "n_steps": 5, "gae_lambda": 1.0, "ent_coef": 0.01, "vf_coef": 0.25, "lr": 7e-4},
+        "acktr": {"n_envs": 16, "n_steps": 20, "ent_coef": 0.01, "lr": 0.25, "kl_clip": 0.0005},
+        "reinforce": {"n_envs": 8, "n_steps": 500, "lr": 1e-3},
+        "actor_critic": {"n_envs": 8, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
+    },
 }
+# what a family's images refuse, in one line (the Q critic is an MLP on flat observations)
+REFUSED = {("actor_critic", "minatar")}
+IMAGE_NETWORKS = {"nature_cnn", "minatar_cnn", "impala_cnn"}
+
+
+def family_of(env: str) -> str:
+    """The family ``env``'s config chooses."""
+    return compose_choices(f"env={env}")[1].family
 
 
 def compose_choices(*overrides: str):
@@ -72,16 +93,11 @@ def settings(cfg) -> dict[str, float]:
     return values | {k: v for k, v in cfg.algo.items() if not OmegaConf.is_config(v)}
 
 
-def entry_point(env_id: str) -> str:
-    """Where an env id's class lives: ``module:Class`` ids name it, registered ids through gymnasium."""
-    return env_id if ":" in env_id else str(gym.spec(env_id).entry_point)
-
-
 @functools.cache
 def family_reference(algo: str, family: str) -> dict[str, float]:
     """The settings ``algo`` composes to on the first env of ``family`` (by name) without a per-env
     tuning: what every other env of the family must get too."""
-    env = next(e for e in ENVS if compose_choices(f"env={e}")[1].family == family)
+    env = next(e for e in ENVS if family_of(e) == family)
     return settings(compose_choices(f"algo={algo}", f"env={env}", "~algo_env")[0])
 
 
@@ -90,15 +106,19 @@ def test_config_groups_exist():
     assert {"mlp", "mlp_shared"} <= set(config_options("network"))
     assert {"csv", "tensorboard", "wandb"} <= set(config_options("logger"))
     assert {"cpu", "gpu"} <= set(config_options("trainer"))
-    assert set(FAMILY_SETTINGS["classic"]) == set(FAMILY_SETTINGS["mujoco"]) <= set(ALGOS)
+    assert all(set(settings) <= set(ALGOS) for settings in FAMILY_SETTINGS.values())
+    assert set(FAMILY_SETTINGS) == set(config_options("family"))
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_the_env_declares_the_family_of_its_gymnasium_entry_point(env):
     """A MuJoCo env whose config forgets ``_mujoco`` would silently get classic-control settings."""
     cfg, choices = compose_choices(f"env={env}")
-    family = "mujoco" if entry_point(cfg.env.id).startswith("gymnasium.envs.mujoco") else "classic"
-    assert choices.family == family
+    entry_point = str(gym.spec(resolve_entry_point(cfg.env.id)).entry_point)
+    family = {"gymnasium.envs.mujoco": "mujoco", "minatar": "minatar"}
+    assert choices.family == next(
+        (f for prefix, f in family.items() if entry_point.startswith(prefix)), "classic"
+    )
     if choices.family == "mujoco":
         assert cfg.env.normalize_obs and cfg.env.normalize_reward
 
@@ -142,6 +162,10 @@ def test_combination_builds_the_module_it_composes(make_cfg, algo, env):
     if env in MUJOCO_ENVS and not HAS_MUJOCO:
         pytest.skip("the mujoco extra is not installed: pip install -e '.[mujoco]'")
     cfg = make_cfg(f"algo={algo}", f"env={env}")
+    if (algo, family_of(env)) in REFUSED:
+        with pytest.raises(ConfigError):
+            build(cfg)
+        return
     module = build(cfg)
     assert type(module).__name__ == cfg.algo._target_.rsplit(".", 1)[-1]
     assert module.env_factory.id == cfg.env.id and module.env_factory.n_envs == cfg.env.n_envs
@@ -152,7 +176,8 @@ def test_combination_builds_the_module_it_composes(make_cfg, algo, env):
 
 @pytest.mark.parametrize("network", config_options("network"))
 def test_network_choice_builds_that_network(make_cfg, network):
-    cfg = make_cfg(f"network={network}", "env=pendulum")
+    env = "env.id=tests.helpers.envs:LitCellEnv" if network in IMAGE_NETWORKS else "env=pendulum"
+    cfg = make_cfg(f"network={network}", env)
     policy = build(cfg).policy
     assert policy.shared == cfg.network.shared and policy.activation == cfg.network.activation
     assert [m.out_features for m in policy.actor_body if hasattr(m, "out_features")] == list(

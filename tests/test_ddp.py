@@ -78,8 +78,9 @@ class LopsidedKLPPO(PPO):
         ["algo=acktr"],
         ["algo=reinforce", "algo.baseline=mean"],
         ["algo=actor_critic", "algo.critic_steps=2"],
+        ["algo=ppo", "env.id=tests.helpers.envs:LitCellEnv", "network=nature_cnn"],
     ],
-    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic"],
+    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic", "ppo_cnn_uint8"],
 )
 def test_two_ranks_hold_identical_parameters_after_every_update(make_cfg, tmp_path, algo):
     summary, module = train(make_cfg(*DDP, *TINY, *algo, SAME_STATE))
@@ -157,6 +158,77 @@ def test_sigterm_to_the_launching_process_checkpoints_every_rank_and_stops(tmp_p
     assert summary["status"] == "preempted" and summary["preempted_by"] == "SIGTERM"
     assert 0 < summary["env_steps"] < 400_000
     assert load_checkpoint(checkpoint)["rlcamp"]["env_steps"] == summary["env_steps"]
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_ends_a_two_rank_run_within_seconds(tmp_path):
+    """Two SIGINTs to the process group (Ctrl-C twice) during a long rollout: the ranks stop at
+    once, the launching process stops waiting for them and the run exits 130, its metrics kept."""
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        *DDP,
+        *TINY[1:],
+        "total_env_steps=4000000",
+        "algo.n_steps=16384",
+        "algo.n_minibatches=4",
+        "algo.update_epochs=1",
+        "callbacks.checkpoint.every_env_steps=1",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    options = {"cwd": Path(__file__).parents[1], "start_new_session": True, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, **options) as run:
+        try:
+            deadline = time.monotonic() + 90
+            while not checkpoint.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            for _ in range(2):
+                os.killpg(run.pid, signal.SIGINT)
+                time.sleep(0.2)
+            started = time.monotonic()
+            _, stderr = run.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the launching process hung after a second Ctrl-C")
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+    assert run.returncode == 130, stderr[-2000:]
+    assert time.monotonic() - started < 20
+    assert load_checkpoint(checkpoint)["rlcamp"]["env_steps"] > 0
+    assert (tmp_path / "metrics.csv").read_text().count("\n") >= 2
+
+
+@pytest.mark.slow
+def test_a_ranks_nan_error_ends_the_run_in_one_line(tmp_path):
+    """A rank's NonFiniteEnvError comes back to the launching process as itself: one line, not
+    the rank's traceback wrapped in torch's."""
+    command = [
+        sys.executable,
+        "-m",
+        "rlcamp.train",
+        *DDP,
+        "env.id=tests.helpers.envs:NaNEnv",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "total_env_steps=96",
+        "callbacks.progress=null",
+        f"hydra.run.dir={tmp_path}",
+    ]
+    result = subprocess.run(
+        command, cwd=Path(__file__).parents[1], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "rlcamp-train: error: tests.helpers.envs:NaNEnv sub-env 0 returned a non-finite observation"
+        )
+    )
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
 
 
 @pytest.mark.slow

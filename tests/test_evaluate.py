@@ -10,6 +10,8 @@ import sys
 import pytest
 import torch
 
+from rlcamp.envs import VecEnvFactory
+from rlcamp.nn import ActorCritic
 from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.train import train
 from rlcamp.utils.build import build
@@ -30,6 +32,17 @@ def test_evaluate_policy_leaves_normalization_statistics_alone(make_cfg):
         assert torch.equal(value, before[key]), key
     again = evaluate_policy(module.policy, module.env_factory, n_episodes=2, seed=7)
     assert again.returns == result.returns  # deterministic policy, same seeds
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("env_limit", "expected"), [(None, 50), (20, 20)])
+def test_evaluation_episodes_end_at_the_env_limit_else_at_the_cap(env_limit, expected):
+    """EndlessRewardEnv never terminates: its episodes end at the env's time limit if it has one,
+    else at ``max_episode_steps``."""
+    factory = VecEnvFactory(id="tests.helpers.envs:EndlessRewardEnv", n_envs=1, max_episode_steps=env_limit)
+    policy = ActorCritic(*factory.spaces())
+    result = evaluate_policy(policy, factory, n_episodes=2, max_episode_steps=50)
+    assert result.lengths == [expected, expected] and result.returns == [float(expected)] * 2
 
 
 @pytest.mark.slow
@@ -110,6 +123,14 @@ def nan_weights_checkpoint(tmp_path, make_cfg):
     return [f"ckpt_path={tmp_path / 'nan.ckpt'}"]
 
 
+def counting_env_checkpoint(tmp_path, make_cfg):
+    from rlcamp.train import train
+
+    run = ["total_env_steps=64", "env.n_envs=2", "algo.n_steps=32", "env.id=tests.helpers.envs:CountingEnv"]
+    train(make_cfg(*run, output_dir=tmp_path / "run"))
+    return [f"ckpt_path={tmp_path / 'run/checkpoints/last.ckpt'}", "video=true"]
+
+
 EVAL_CASES = {
     "missing_ckpt_path": (
         lambda tmp, make_cfg: [],
@@ -119,11 +140,19 @@ EVAL_CASES = {
         lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "n_episodes=0"],
         "rlcamp-eval: n_episodes=0: evaluate at least 1 episode",
     ),
+    "zero_step_cap": (
+        lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "max_episode_steps=0"],
+        "rlcamp-eval: max_episode_steps=0: cap episodes at 1 step or more",
+    ),
     "cuda_without_cuda": (
         lambda tmp, make_cfg: ["ckpt_path=x.ckpt", "device=cuda"],
         "rlcamp-eval: device=cuda but torch",
     ),
     "nan_weights": (nan_weights_checkpoint, "holds non-finite weights"),
+    "video_of_an_env_without_frames": (
+        counting_env_checkpoint,
+        "rlcamp-eval: video=true but tests.helpers.envs:CountingEnv cannot render rgb_array frames",
+    ),
 }
 
 

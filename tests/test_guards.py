@@ -19,7 +19,7 @@ import torch
 from rlcamp.algos.ppo import PPO
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import NonFiniteEnvError, NonFiniteUpdateError
-from rlcamp.train import train
+from rlcamp.train import run_job, train
 from rlcamp.utils.checkpoint import load_checkpoint
 
 COUNTING = [
@@ -90,6 +90,32 @@ def test_nan_observation_names_env_sub_env_and_step(make_cfg, tmp_path):
     assert str(err.value).startswith("tests.helpers.envs:NaNEnv sub-env 0 returned a non-finite observation")
     # sub-env 0's 2nd step, after the 2 env steps of the first vector step
     assert "at env step 3;" in str(err.value) and "env.nan_policy=terminate" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "poison", "expected"),
+    [
+        (["env.id=tests.helpers.envs:NaNEnv"], None, "NaNEnv sub-env 0 returned a non-finite observation"),
+        (
+            ["env.id=tests.helpers.envs:ResetNaNEnv"],
+            None,
+            "ResetNaNEnv sub-env 0 returned a non-finite observation from reset()",
+        ),
+        (["env.id=tests.helpers.envs:InfRewardEnv"], None, "InfRewardEnv sub-env 0 returned a non-finite"),
+        ([], "loss", "non-finite loss in the update of rollout 3"),
+    ],
+    ids=["nan_observation", "nan_reset_observation", "inf_reward", "nan_loss"],
+)
+def test_a_non_finite_run_exits_in_one_line_under_nan_policy_raise(
+    make_cfg, tmp_path, poison_from, overrides, poison, expected
+):
+    if poison:
+        poison_from(poison, env_steps=32)
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(make_cfg(*COUNTING, *overrides, output_dir=tmp_path))
+    message = str(exit_info.value)
+    assert message.startswith("rlcamp-train: error: ") and expected in message and "\n" not in message
+    assert json.loads((tmp_path / "summary.json").read_text())["status"] == "failed"
 
 
 def test_nan_error_counts_env_steps_across_a_resume(make_cfg, tmp_path):

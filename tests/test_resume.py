@@ -15,6 +15,7 @@ import csv
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -518,3 +519,53 @@ def test_a_failed_resume_keeps_what_the_summary_recorded(make_cfg, tmp_path):
     assert {k: after[k] for k in ("env_steps", "episodes", "ep_return_mean", "wall_seconds")} == {
         k: before[k] for k in ("env_steps", "episodes", "ep_return_mean", "wall_seconds")
     }
+
+
+def test_a_cnn_run_resumes_bit_for_bit(make_cfg, tmp_path):
+    """uint8 frames and a Nature CNN: a run resumed from its mid-run checkpoint ends with the
+    uninterrupted run's weights and metrics (every episode ends at the checkpoint)."""
+    pixels = [
+        "env.id=tests.helpers.envs:LitCellEnv",
+        "+env.kwargs.scripted=true",
+        "network=nature_cnn",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "algo.update_epochs=2",
+        "total_env_steps=64",
+        "callbacks.checkpoint.every_env_steps=32",
+    ]
+    train(make_cfg(*pixels, output_dir=tmp_path / "full"))
+    crash = ["+callbacks.crash._target_=tests.test_resume.CrashAt", "+callbacks.crash.env_steps=48"]
+    with pytest.raises(Crash):
+        train(make_cfg(*pixels, *crash, output_dir=tmp_path / "crashed"))
+    ckpt = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(ckpt)["rlcamp"]["env_steps"] == 32
+    _, resumed = train(make_cfg(*pixels, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")["state_dict"]
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(full[name], tensor), name
+    assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+
+
+def test_a_checkpoint_from_before_the_network_interface_evaluates_and_resumes(make_cfg, tmp_path):
+    """``tests/fixtures/ppo_cartpole_1b1b992.ckpt``, written by rlcamp at 1b1b992 (an MLP without
+    ``network.encoder`` in its config, normalized observations): ``rlcamp-eval``'s loader rebuilds it
+    and a resume with today's config for the same run is not "another run"."""
+    from rlcamp.rollout.evaluation import evaluate_policy
+    from rlcamp.utils.checkpoint import load_run
+
+    fixtures = Path(__file__).parent / "fixtures"
+    ckpt = tmp_path / "old" / "checkpoints" / "last.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    shutil.copy(fixtures / "ppo_cartpole_1b1b992.ckpt", ckpt)
+    shutil.copy(fixtures / "ppo_cartpole_1b1b992.metrics.csv", ckpt.parent.parent / "metrics.csv")
+    module, cfg = load_run(ckpt)
+    assert "encoder" not in cfg.network and module.env_steps == 512
+    assert len(evaluate_policy(module.policy, module.env_factory, n_episodes=2, seed=0).returns) == 2
+    same_run = ("env.n_envs=2", "algo.n_steps=64", "env.normalize_obs=true")
+    summary, _ = train(
+        make_cfg(*same_run, "total_env_steps=1024", f"ckpt_path={ckpt}", output_dir=tmp_path / "new")
+    )
+    assert summary["status"] == "completed" and summary["env_steps"] == 1024
+    assert env_steps_column(tmp_path / "new" / "metrics.csv") == list(range(128, 1025, 128))

@@ -11,6 +11,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -169,6 +170,32 @@ CASES = {
         ["+env.kwargs.bogus=1"],
         "env.kwargs.bogus is not a parameter of CartPole-v1",
         None,
+    ),
+    "seed_negative": (["seed=-1"], "seed=-1 must be in [0, 4294967295] (an unsigned 32-bit seed)", None),
+    "seed_too_large": (["seed=4294967296"], "seed=4294967296 must be in [0, 4294967295]", None),
+    "render_mode_kwarg": (
+        ["+env.kwargs.render_mode=human"],
+        "env.kwargs.render_mode is chosen by rlcamp (rgb_array frames for videos, none for training)",
+        None,
+    ),
+    "video_of_an_env_without_frames": (
+        [
+            "env.id=tests.helpers.envs:CountingEnv",
+            "callbacks.eval.every_env_steps=64",
+            "callbacks.eval.video=true",
+        ],
+        "cannot render rgb_array frames (no render_mode parameter or mode); set callbacks.eval.video=false",
+        None,
+    ),
+    "rollout_larger_than_memory": (
+        ["algo.n_steps=10000000000", "total_env_steps=100000000000000"],
+        "GiB, more than this machine's",
+        None,
+    ),
+    "run_folder_under_a_file": (
+        ["ckpt_path={run}/checkpoints/last.ckpt", "callbacks.checkpoint.dirpath={tmp}/afile/checkpoints"],
+        "afile is a file, not a folder; write elsewhere (paths.log_dir=..., hydra.run.dir=...)",
+        lambda run, tmp, mp: (tmp / "afile").write_text(""),
     ),
     "checkpoint_a_text_file": (
         ["ckpt_path={tmp}/notes.txt"],
@@ -353,3 +380,43 @@ def test_a_refused_start_leaves_a_crashed_run_without_summary_alone(finished_run
     with pytest.raises(SystemExit, match="already holds a run"):
         run_job(make_cfg(*TINY, output_dir=crashed))
     assert snapshot(crashed) == before
+
+
+def test_a_fresh_start_never_picks_up_a_slurm_hpc_checkpoint(finished_run, make_cfg, tmp_path):
+    """A folder a SIGUSR1 requeue left with Lightning's ``hpc_ckpt_1.ckpt`` (and no
+    ``checkpoints/last.ckpt``): a fresh start there is refused in one line and touches nothing;
+    ``ckpt_path=last`` resumes from it, names it in ``resumed_from`` and keeps its metrics."""
+    requeued = tmp_path / "requeued"
+    requeued.mkdir()
+    shutil.copy(finished_run / "checkpoints" / "last.ckpt", requeued / "hpc_ckpt_1.ckpt")
+    shutil.copy(finished_run / "metrics.csv", requeued / "metrics.csv")
+    (requeued / "run.lock").touch()  # as every run leaves it
+    before = snapshot(requeued)
+    with pytest.raises(SystemExit) as exit_info:
+        run_job(make_cfg(*TINY, output_dir=requeued))
+    assert "holds Lightning's SLURM checkpoint hpc_ckpt_1.ckpt" in str(exit_info.value)
+    assert "ckpt_path=last" in str(exit_info.value)
+    assert snapshot(requeued) == before
+    summary, _ = train(make_cfg(*TINY, "total_env_steps=320", "ckpt_path=last", output_dir=requeued))
+    assert summary["resumed_from"] == str(requeued / "hpc_ckpt_1.ckpt") and summary["env_steps"] == 320
+    rows = (requeued / "metrics.csv").read_text().splitlines()
+    steps = [int(float(row.split(",")[rows[0].split(",").index("step")])) for row in rows[1:]]
+    assert steps == [64, 128, 192, 256, 320]
+
+
+@pytest.mark.parametrize("mode", ["run", "multirun"])
+def test_a_run_folder_under_a_file_is_one_line_before_hydra_creates_it(tmp_path, mode):
+    (tmp_path / "afile").write_text("")
+    key, extra = ("hydra.run.dir", []) if mode == "run" else ("hydra.sweep.dir", ["-m", "seed=1,2"])
+    result = subprocess.run(
+        [sys.executable, "-m", "rlcamp.train", *extra, f"{key}={tmp_path}/afile/run", "total_env_steps=64"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"rlcamp-train: error: {tmp_path}/afile/run cannot be created: {tmp_path}/afile is a file, "
+        "not a folder; write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+    )
+    assert (tmp_path / "afile").read_text() == ""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import time
 
 import pytest
 from omegaconf import OmegaConf
@@ -70,8 +72,29 @@ def test_with_a_key_or_explicit_mode_stays_as_configured(make_cfg, monkeypatch, 
     monkeypatch.setenv("WANDB_API_KEY", PLANTED)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     cfg = make_cfg("logger=wandb", "logger.wandb.group=my-study")
-    with caplog.at_level(logging.WARNING):
+    with socket.create_server(("127.0.0.1", 0)) as server, caplog.at_level(logging.WARNING):
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
         setup_wandb(cfg)
     assert cfg.logger.wandb.offline is False and cfg.logger.wandb.group == "my-study"
     assert not [r for r in caplog.records if "W&B" in r.getMessage()]
     assert PLANTED not in json.dumps(OmegaConf.to_container(cfg.logger, resolve=True))
+
+
+def test_an_unreachable_server_falls_back_to_offline_with_one_warning(
+    make_cfg, tmp_path, monkeypatch, caplog
+):
+    """A key, but nothing listens at the server's address: offline at once, instead of wandb's
+    ~100 s of retries and a traceback."""
+    monkeypatch.setenv("WANDB_API_KEY", PLANTED)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
+    cfg = make_cfg("logger=wandb")
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        setup_wandb(cfg)
+    assert time.monotonic() - started < 10
+    assert cfg.logger.wandb.offline is True
+    (record,) = [r for r in caplog.records if "W&B" in r.getMessage()]
+    message = record.getMessage()
+    assert "\n" not in message and message.startswith("W&B: cannot reach http://127.0.0.1:9 (")
+    assert f"logging offline; upload later with: wandb sync {tmp_path}/wandb/offline-run-*" in message

@@ -33,7 +33,7 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -151,11 +151,26 @@ def _yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text()) if path.is_file() else None
 
 
+def read_damaged(path: Path, read: Callable[[Path], Any], kind: str) -> Any:
+    """``read(path)``; a damaged file (truncated, empty, binary: the ``ValueError`` that json,
+    pandas and the UTF-8 decoder raise) becomes one line naming the file and the fix."""
+    try:
+        return read(path)
+    except ValueError as err:
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ValueError(
+            f"{path} is not readable {kind} ({reason}); repair or delete it, or leave its run out"
+        ) from None
+
+
 def read_run(run_dir: Path, root: Path, metric: str = RETURN) -> tuple[pd.DataFrame, dict[str, Any]]:
     """One run: its tidy curve rows and its final record (with ``config``, what it trained, for
     :func:`name_settings`, and ``resumed_from`` for :func:`drop_continued`)."""
+    summary_path = run_dir / "summary.json"
     summary = (
-        json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
+        read_damaged(summary_path, lambda p: json.loads(p.read_text()), "JSON")
+        if summary_path.is_file()
+        else {}
     )
     config = _yaml(run_dir / ".hydra" / "config.yaml") or {}
     overrides = _yaml(run_dir / ".hydra" / "overrides.yaml") or []
@@ -170,7 +185,7 @@ def read_run(run_dir: Path, root: Path, metric: str = RETURN) -> tuple[pd.DataFr
     ident = {"run": name, "algo": algo, "env": env, "seed": seed, "setting": "", "label": algo}
     curve = pd.DataFrame(columns=COLUMNS)
     if (run_dir / "metrics.csv").is_file():
-        logged = pd.read_csv(run_dir / "metrics.csv")
+        logged = read_damaged(run_dir / "metrics.csv", pd.read_csv, "CSV")
         if "env_steps" in logged and metric in logged:
             logged = logged[["env_steps", metric]].dropna()
             curve = pd.DataFrame(
@@ -214,12 +229,17 @@ def load_wandb(
 
     Algo, env and seed come from each run's logged config (``algo._target_``, ``env.id``,
     ``seed``); the setting is the run's W&B group when it has one. Needs network access and a
-    W&B login.
+    W&B login: without one, a ``LookupError`` in one line says how to log in.
     """
     if api is None:
         import wandb
 
-        api = wandb.Api()
+        try:
+            api = wandb.Api()
+        except wandb.errors.Error as err:
+            raise LookupError(
+                f"--wandb {project}: {str(err).splitlines()[0]} (wandb login, or WANDB_API_KEY in .env)"
+            ) from None
     curves, finals = [], []
     for run in api.runs(project, filters=filters or {}):
         config = json.loads(json.dumps(dict(run.config), default=str))
@@ -707,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             c, f = load_wandb(args.wandb, args.metric, json.loads(args.wandb_filters))
             curves.append(c)
             finals.append(f)
-    except (FileNotFoundError, LookupError) as error:
+    except (FileNotFoundError, LookupError, ValueError) as error:
         sys.exit(f"rlcamp-compare: {error}")
     all_curves, all_finals, notes = comparable_runs(_concat(curves), pd.concat(finals, ignore_index=True))
     for note in notes:

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 
 def check_eval(cfg: DictConfig) -> None:
-    """``ckpt_path`` given, ``n_episodes`` an integer >= 1, ``device`` one that torch can use."""
+    """``ckpt_path`` given, ``n_episodes`` and ``max_episode_steps`` integers >= 1, ``device`` one
+    that torch can use."""
     from rlcamp.errors import ConfigError
 
     if OmegaConf.is_missing(cfg, "ckpt_path") or not cfg.ckpt_path:
@@ -36,6 +37,12 @@ def check_eval(cfg: DictConfig) -> None:
     n = cfg.n_episodes
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ConfigError(f"n_episodes={n!r}: evaluate at least 1 episode (an integer, e.g. n_episodes=20)")
+    cap = cfg.max_episode_steps
+    if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+        raise ConfigError(
+            f"max_episode_steps={cap!r}: cap episodes at 1 step or more "
+            "(an integer, e.g. max_episode_steps=10000)"
+        )
     try:
         device = torch.device(str(cfg.device))
     except RuntimeError:
@@ -64,6 +71,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     from rlcamp.train import quiet_libraries
     from rlcamp.utils.build import instantiate_group
     from rlcamp.utils.checkpoint import load_run
+    from rlcamp.utils.validation import check_renders_frames
     from rlcamp.utils.wandb import (
         define_env_step_axis,
         finish_wandb,
@@ -78,6 +86,8 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     module, run_cfg = load_run(cfg.ckpt_path, trusted=cfg.get("trusted_targets") or ())
     check_finite_weights(module, cfg.ckpt_path)
+    if cfg.video:
+        check_renders_frames(module.env_factory.id, "video")
     module.to(cfg.device)
     video_dir = output_dir / "videos" if cfg.video else None
     result = evaluate_policy(
@@ -88,6 +98,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
         seed=cfg.seed,
         video_dir=video_dir,
         video_episodes=cfg.video_episodes,
+        max_episode_steps=cfg.max_episode_steps,
     )
     metrics = result.metrics()
     report = {

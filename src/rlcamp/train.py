@@ -27,7 +27,7 @@ from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
 from rlcamp.utils.build import build, instantiate_group
-from rlcamp.utils.checkpoint import metrics_history, replay_metrics
+from rlcamp.utils.checkpoint import hpc_checkpoint, metrics_history, replay_metrics
 from rlcamp.utils.conf import CONF_DIR, algo_name
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
 from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
@@ -90,8 +90,10 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
 
     try:
         trainer.fit(module, ckpt_path=str(ckpt_path) if ckpt_path else None, weights_only=True)
-    except BaseException:
+    except BaseException as error:
         finish_wandb(exit_code=1)
+        if isinstance(error, SystemExit) and trainer.interrupted:  # Lightning's exit on a second Ctrl-C
+            raise SystemExit(128 + signal.SIGINT) from None
         raise
     finish_wandb()
     preempted_by = next((cb.preempted_by for cb in callbacks if isinstance(cb, EnvStepCheckpoint)), None)
@@ -153,9 +155,13 @@ def is_multirun() -> bool:
 def is_refusal(cfg: DictConfig, error: Exception) -> bool:
     """The command was refused before it trained, over a run it must leave as it was: the folder is
     another process's, or a config error where a run already is (its summary, or the checkpoint of
-    a run that crashed before writing one)."""
+    a run that crashed before writing one, or Lightning's ``hpc_ckpt``)."""
     output_dir = Path(cfg.paths.output_dir)
-    existing_run = (output_dir / "summary.json").exists() or (output_dir / "checkpoints").exists()
+    existing_run = (
+        (output_dir / "summary.json").exists()
+        or (output_dir / "checkpoints").exists()
+        or hpc_checkpoint(output_dir) is not None
+    )
     return isinstance(error, RunDirBusyError) or (isinstance(error, VALIDATION_ERRORS) and existing_run)
 
 
@@ -185,7 +191,8 @@ def run_job(cfg: DictConfig) -> float | None:
     In a multirun a failing job (a bad value, a diverged run) records ``status: failed`` and its
     error in its ``summary.json``, logs the traceback and returns NaN (Optuna marks the trial
     failed), so the other jobs still run. A single run exits with the one-line message for config
-    errors and for ``OSError`` (a full disk, naming the file), and re-raises anything else; a
+    errors, for a NaN/inf the env or the update produced (``FloatingPointError``) and for
+    ``OSError`` (a full disk, naming the file), and re-raises anything else; a
     pre-empted run exits with 128 + the signal number. A refused command (``is_refusal``) writes
     nothing and puts back the run's ``.hydra/`` record; a resume of a run whose budget is already
     spent says so and exits 0 without training.
@@ -209,7 +216,7 @@ def run_job(cfg: DictConfig) -> float | None:
             restore_run_record(cfg.paths.output_dir)
         if is_multirun():
             return float("nan")
-        if isinstance(error, VALIDATION_ERRORS):
+        if isinstance(error, (*VALIDATION_ERRORS, FloatingPointError)):
             raise SystemExit(f"rlcamp-train: error: {error}") from None
         if isinstance(error, OSError):
             raise SystemExit(

@@ -210,3 +210,22 @@ def test_acktr_learns_inverted_pendulum(tmp_path):
     997.5, 1000, 1000, 1000 — 12 of 12 >= 900. P(fewer than 2 of 4 pass) = 0.59%.
     """
     ACKTR_INVERTED_PENDULUM.check(tmp_path)
+
+
+def test_a_parameter_outside_every_kfac_block_is_refused_in_one_line(make_cfg):
+    """A LayerNorm's scale would move by the raw gradient × 0.25, outside the trust region."""
+    cfg = make_cfg("algo=acktr", "network._target_=tests.nn.test_rollout_actor.LayerNormActor")
+    with pytest.raises(ConfigError, match=r"K-FAC has no block for network parameter actor_body\.1\.weight"):
+        build(cfg)
+
+
+def test_acktr_trains_a_cnn_through_its_conv_blocks(make_cfg):
+    """On uint8 frames with the Nature CNN the three conv layers are K-FAC blocks and move."""
+    overrides = ("algo=acktr", "env.id=tests.helpers.envs:LitCellEnv", "network=nature_cnn")
+    initial = build(make_cfg(*overrides)).policy.state_dict()
+    summary, module = train(make_cfg(*overrides, "total_env_steps=400"))
+    convs = [layer for layer in module.kfac.layers if isinstance(layer, torch.nn.Conv2d)]
+    assert len(convs) == 3 and summary["status"] == "completed"
+    assert all(state.a is not None and state.eigen_a is not None for state in module.kfac.states)
+    trained = module.policy.state_dict()
+    assert not torch.equal(initial["actor_encoder.convs.0.weight"], trained["actor_encoder.convs.0.weight"])

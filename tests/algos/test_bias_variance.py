@@ -164,7 +164,7 @@ def test_sample_episodes_are_complete_seeded_and_flag_time_limits():
         torch.testing.assert_close(episodes.next_obs[: length - 1, j], episodes.obs[1:length, j])
         assert episodes.truncated[:, j].sum() == (episodes.truncated[length - 1, j] == 1) <= (length == 12)
     assert episodes.truncated.sum() > 0
-    with pytest.raises(ValueError, match="Discrete action spaces only"):
+    with pytest.raises(ValueError, match="Discrete actions on flat observations only"):
         box = ActorCritic(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (1,)))
         sample_episodes(box, VecEnvFactory(id="Pendulum-v1"), 1, seed=0)
 

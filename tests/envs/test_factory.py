@@ -75,3 +75,29 @@ def test_normalizer_state_round_trips_through_state_dict():
     torch.testing.assert_close(target(x), source(x))
     expected = ((x.double() - source.rms.mean) / torch.sqrt(source.rms.var + 1e-8)).clamp(-10, 10).float()
     torch.testing.assert_close(source(x), expected)
+
+
+def test_module_colon_registered_id_imports_the_module_and_makes_the_bare_id():
+    """gymnasium's ``module:EnvId`` form: a package that only registers on import (as ale_py does)."""
+    assert "RegisteredOnImport-v0" not in gym.registry
+    factory = VecEnvFactory(id="tests.helpers.registers_env:RegisteredOnImport-v0", n_envs=2)
+    observation_space, _ = factory.spaces()
+    env = factory(seed=0)
+    env.reset(seed=0)
+    assert env.unwrapped.envs[0].spec.id == "RegisteredOnImport-v0"
+    assert observation_space.shape == (1,)
+    env.close()
+
+
+def test_wrappers_apply_to_every_sub_env_and_to_the_spaces():
+    from gymnasium.wrappers import TransformObservation
+
+    def doubled(env: gym.Env) -> gym.Env:
+        return TransformObservation(env, lambda obs: obs * 2, env.observation_space)
+
+    factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=2, wrappers=[doubled])
+    env = factory(seed=0)
+    env.reset(seed=0)
+    obs, *_ = env.step(np.zeros(2, dtype=np.int64))
+    np.testing.assert_array_equal(obs, [[2.0], [2.0]])
+    env.close()

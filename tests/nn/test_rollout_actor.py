@@ -59,7 +59,7 @@ class LayerNormActor(ActorCritic):
     """A body the numpy mirror does not have: a ``LayerNorm`` after the first layer, ReLU activation."""
 
     def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, activation="relu", **kwargs)
+        super().__init__(*args, **{**kwargs, "activation": "relu"})
         first, *rest = list(self.actor_body)
         self.actor_body = nn.Sequential(first, nn.LayerNorm(first.out_features), *rest)
         with torch.no_grad():

@@ -486,3 +486,102 @@ def test_eigenvalues_of_a_singular_factor_are_clamped_at_zero():
     basis = symmetric_eigen(outer)
     assert (basis.values >= 0).all()
     torch.testing.assert_close(basis.vectors @ torch.diag(basis.values) @ basis.vectors.T, outer)
+
+
+# ----------------------------------------------------------------------------- Conv2d blocks (KFC)
+class TinyConvNet(nn.Module):
+    """Conv2d(2→3, 3×3) on ``[2, 4, 4]`` (T = 4 positions) → ReLU → Linear(12 → 3) logits, float64."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.conv = nn.Conv2d(2, 3, 3).double()
+        self.linear = nn.Linear(12, 3).double()
+
+    def pre_activation(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+    def logits_from(self, s: torch.Tensor) -> torch.Tensor:
+        return self.linear(torch.relu(s).flatten(1))
+
+
+def loss_from(net: TinyConvNet, s: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``ℓ_n = -log softmax(z_n)[ã_n]`` per sample, from the conv's pre-activations ``s``."""
+    log_p = torch.log_softmax(net.logits_from(s), -1)
+    return -log_p.gather(1, targets[:, None]).squeeze(1)
+
+
+def conv_targets_and_loss(net: TinyConvNet, x: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    return loss_from(net, net.pre_activation(x), targets)
+
+
+def explicit_conv_factors(net: TinyConvNet, x: torch.Tensor, targets: torch.Tensor):
+    """``Ω = (1/N) Σ_n Σ_t ā āᵀ`` from patches sliced by hand, ``Γ = (1/(N T)) Σ_n Σ_t g gᵀ`` with
+    ``g_{n,t} = ∂ℓ_n/∂s_{n,t}`` one sample at a time."""
+    n, positions = x.shape[0], [(i, j) for i in range(2) for j in range(2)]
+    omega = torch.zeros(2 * 9 + 1, 2 * 9 + 1, dtype=torch.float64)
+    gamma = torch.zeros(3, 3, dtype=torch.float64)
+    for k in range(n):
+        s = net.pre_activation(x[k : k + 1])
+        loss = loss_from(net, s, targets[k : k + 1]).sum()
+        (g,) = torch.autograd.grad(loss, s)
+        for i, j in positions:
+            patch = torch.cat([x[k, :, i : i + 3, j : j + 3].reshape(-1), x.new_ones(1)])
+            omega += torch.outer(patch, patch)
+            gamma += torch.outer(g[0, :, i, j], g[0, :, i, j])
+    return omega / n, gamma / (n * len(positions))
+
+
+def test_conv_factors_equal_explicit_patch_and_position_averages():
+    """KFC's Ω and Γ of a Conv2d layer against hand-sliced patches and per-sample gradients."""
+    net = TinyConvNet()
+    x = torch.randn(5, 2, 4, 4, dtype=torch.float64)
+    targets = torch.randint(0, 3, (5,))
+    kfac = KFAC([net.conv, net.linear], inverse_every=1)
+    with kfac.capture() as capture:
+        loss = conv_targets_and_loss(net, x, targets).mean()
+    kfac.update_factors(capture, loss)
+    omega, gamma = explicit_conv_factors(net, x, targets)
+    torch.testing.assert_close(kfac.states[0].a, omega)
+    torch.testing.assert_close(kfac.states[0].g, gamma)
+
+
+def test_a_conv_whose_kernel_covers_the_input_has_the_equivalent_linear_layers_block():
+    """With one output position a conv is a Linear layer on the flattened input: same factors."""
+    torch.manual_seed(1)
+    conv = nn.Conv2d(2, 3, 4).double()
+    linear = nn.Linear(32, 3).double()
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.reshape(3, -1))
+        linear.bias.copy_(conv.bias)
+    x = torch.randn(6, 2, 4, 4, dtype=torch.float64)
+    weights = torch.randn(6, 3, dtype=torch.float64)
+    factors = []
+    for layer, forward in ((conv, lambda: conv(x).flatten(1)), (linear, lambda: linear(x.flatten(1)))):
+        kfac = KFAC([layer], inverse_every=1)
+        with kfac.capture() as capture:
+            loss = (forward() * weights).sum(1).square().mean()
+        kfac.update_factors(capture, loss)
+        factors.append((kfac.states[0].a, kfac.states[0].g))
+    torch.testing.assert_close(factors[0][0], factors[1][0])
+    torch.testing.assert_close(factors[0][1], factors[1][1])
+
+
+def test_conv_natural_gradient_is_the_explicit_kronecker_solve_in_the_weights_shape():
+    net = TinyConvNet(seed=2)
+    x = torch.randn(4, 2, 4, 4, dtype=torch.float64)
+    targets = torch.randint(0, 3, (4,))
+    kfac = KFAC([net.conv, net.linear], damping=0.1, inverse_every=1)
+    with kfac.capture() as capture:
+        loss = conv_targets_and_loss(net, x, targets).mean()
+    kfac.update_factors(capture, loss)
+    net.zero_grad()
+    conv_targets_and_loss(net, x, targets).mean().backward()
+    grad = torch.cat([net.conv.weight.grad.reshape(3, -1), net.conv.bias.grad[:, None]], dim=1)
+    a, g = kfac.states[0].a, kfac.states[0].g
+    expected = unvec(torch.linalg.solve(explicit_fisher([(a, g)], 0.1), vec(grad)), 3)
+    torch.testing.assert_close(kfac.precondition()[0], expected)
+    stats = kfac.natural_gradient_(lr=1.0, kl_clip=1e6)
+    assert net.conv.weight.grad.shape == (3, 2, 3, 3)
+    torch.testing.assert_close(net.conv.weight.grad.reshape(3, -1), stats.scale * expected[:, :-1])
+    torch.testing.assert_close(net.conv.bias.grad, stats.scale * expected[:, -1])

@@ -102,6 +102,20 @@ def test_nan_observation_raises_with_env_and_step():
         collector.collect(policy)
 
 
+@pytest.mark.parametrize("nan_policy", ["raise", "terminate"])
+def test_nan_reset_observation_raises_as_a_step_does(nan_policy):
+    factory = VecEnvFactory(id="tests.helpers.envs:ResetNaNEnv", n_envs=2)
+    with pytest.raises(NonFiniteEnvError, match=r"ResetNaNEnv sub-env 0 .* from reset\(\) after env step 0;"):
+        RolloutCollector(
+            factory(seed=0),
+            n_steps=5,
+            seed=0,
+            device=torch.device("cpu"),
+            env_id="ResetNaNEnv",
+            nan_policy=nan_policy,
+        )
+
+
 def test_observation_normalization_uses_fixed_stats_within_a_rollout_then_updates():
     factory = VecEnvFactory(id="tests.helpers.envs:CountingEnv", n_envs=2, kwargs={"horizon": 5})
     obs_space, act_space = factory.spaces()

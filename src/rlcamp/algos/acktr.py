@@ -10,14 +10,14 @@ from torch import nn
 from rlcamp.algos.natural import mean_kl, snapshot
 from rlcamp.algos.policy_gradient import A2C
 from rlcamp.errors import require
-from rlcamp.optim.kfac import KFAC, policy_fisher_loss, value_fisher_loss
+from rlcamp.optim.kfac import KFAC, KFAC_LAYERS, policy_fisher_loss, value_fisher_loss
 from rlcamp.rollout.buffer import Batch
 
 
 class ACKTR(A2C):
     """A2C's rollout, GAE advantages and loss ``-log π·Â + c_v·½(V - R)² - c_e·H``, stepped by K-FAC.
 
-    Per rollout (``rlcamp.optim.kfac``): one forward records every Linear layer's inputs and
+    Per rollout (``rlcamp.optim.kfac``): one forward records every Linear and Conv2d layer's inputs and
     pre-activations; the sampled-Fisher loss ``policy_fisher_loss + value_fisher_loss`` updates the
     running factors ``A, G``; the A2C gradient ``g`` (optionally norm-clipped) is replaced by
     ``s·η``, ``η = (A ⊗ G + λI)⁻¹g`` per layer (a Gaussian's ``log σ`` by ``g/(2 + λ)``) and
@@ -49,6 +49,19 @@ class ACKTR(A2C):
         super().__init__(**kwargs)
         self.kfac = KFAC(self.kfac_layers(), decay, damping, inverse_every, self.policy.fisher_diagonal())
 
+    def validate_network(self) -> None:
+        """Every parameter must be in a K-FAC block or the exact diagonal: one outside would move by
+        the raw gradient times the learning rate, outside the trust region."""
+        super().validate_network()
+        covered = {id(p) for layer in self.kfac_layers() for p in layer.parameters()}
+        covered |= {id(p) for p, _ in self.policy.fisher_diagonal()}
+        outside = [name for name, p in self.policy.named_parameters() if id(p) not in covered]
+        require(
+            not outside,
+            f"algo=acktr: K-FAC has no block for network parameter {outside[0] if outside else ''} "
+            "(it covers nn.Linear and nn.Conv2d layers); use algo=a2c or algo=ppo with this network",
+        )
+
     def validate_hparams(self) -> None:
         super().validate_hparams()
         hp = self.hparams
@@ -57,9 +70,9 @@ class ACKTR(A2C):
         require(0.0 < hp.decay < 1.0, f"algo.decay={hp.decay} must be in (0, 1)")
         require(hp.inverse_every >= 1, f"algo.inverse_every={hp.inverse_every} must be >= 1")
 
-    def kfac_layers(self) -> list[nn.Linear]:
-        """Every Linear layer of the actor-critic, each once (a shared body is listed once)."""
-        return [module for module in self.policy.modules() if isinstance(module, nn.Linear)]
+    def kfac_layers(self) -> list[nn.Module]:
+        """Every Linear and Conv2d layer of the actor-critic, each once (a shared trunk once)."""
+        return [module for module in self.policy.modules() if isinstance(module, KFAC_LAYERS)]
 
     def update_curvature(self, obs: torch.Tensor) -> None:
         """Fold this rollout's sampled Fisher, averaged over ranks, into the K-FAC factors ``A, G``.

@@ -69,6 +69,14 @@ class QActorCritic(PolicyGradient):
             critic_activation,
         )
 
+    def validate_network(self) -> None:
+        super().validate_network()
+        require(
+            not self.policy.image_obs,
+            "algo=actor_critic's Q critic is an MLP on flat observations and cannot take images; "
+            "use algo=a2c or algo=ppo for an image env",
+        )
+
     def validate_hparams(self) -> None:
         super().validate_hparams()
         hp = self.hparams

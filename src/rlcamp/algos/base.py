@@ -94,6 +94,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             normalize_obs=env.normalize_obs,
             clip_obs=env.clip_obs,
         )
+        self.validate_network()
         self.reward_scaler = RewardScaler(gamma, env.clip_reward) if env.normalize_reward else None
         self.collector: RolloutCollector | None = None
         # run state, saved in checkpoints (rlcamp.utils.checkpoint.save_run_state)
@@ -127,6 +128,15 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             f"algo.max_grad_norm={hp.max_grad_norm} must be > 0 or null",
         )
         require(lr is None or lr > 0, f"algo.optimizer.lr={lr} must be > 0")
+
+    def validate_network(self) -> None:
+        """Refuse, in one line, a network this algorithm cannot train (built, no env made yet); a
+        subclass extends it (super first)."""
+        require(
+            not (self.hparams.grad_diagnostics and self.policy.image_obs),
+            "algo.grad_diagnostics=true holds a per-sample gradient of every actor parameter (a "
+            "[B, P] matrix, gigabytes for a CNN); set algo.grad_diagnostics=false for image envs",
+        )
 
     @property
     def rollout_size(self) -> int:
@@ -184,6 +194,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             stats=self.episode_stats,
             env_id=self.env_factory.id,
             nan_policy=self.env_factory.nan_policy,
+            obs_dtype=self.policy.input_dtype,
         )
 
     def teardown(self, stage: str) -> None:

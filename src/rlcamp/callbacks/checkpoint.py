@@ -5,7 +5,8 @@ logged the rollout and stepped the LR schedule), so a resumed run continues with
 
 SIGTERM and SIGUSR1 (the signals SLURM sends before it stops a job) and SIGINT (Ctrl-C) do not
 interrupt the rollout in progress (a second Ctrl-C does, with ``KeyboardInterrupt``): they are
-noted, and at the end of that rollout the checkpoint is written and training stops. The handler
+noted, and at the end of that rollout the checkpoint is written and training stops (an
+evaluation then in progress stops at once: ``pending_signal``). The handler
 that was installed before (Lightning's: on SLURM with auto-requeue it saves ``hpc_ckpt_*.ckpt``
 and runs ``scontrol requeue``) is then called for SIGUSR1, so the requeue happens only once
 ``last.ckpt`` is safely on disk. A requeued job started with ``ckpt_path=last`` resumes from it.
@@ -22,7 +23,9 @@ from types import FrameType
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from pytorch_lightning.callbacks import Checkpoint
+from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from rlcamp.errors import NonFiniteUpdateError
 
@@ -31,12 +34,39 @@ log = logging.getLogger(__name__)
 PREEMPTION_SIGNALS = ("SIGTERM", "SIGUSR1", "SIGINT")
 
 
+class RunFolderCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint writer, staged beside its destination: ``<name>.tmp`` in the
+    same folder, flushed to disk and renamed over ``<name>`` (``os.replace`` is atomic), and
+    removed when the write fails (a full disk), so no half-written file keeps the space.
+
+    Lightning's own stages the file in ``$TMPDIR`` (fsspec's transaction), which fails when that
+    is small or full although the run folder has room.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Any = None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        try:
+            with open(tmp, "wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            tmp.unlink(missing_ok=True)
+            if isinstance(err, OSError):
+                raise OSError(err.errno, f"could not write {path}: {err.strerror or err}") from None
+            raise
+
+
 class EnvStepCheckpoint(Checkpoint):
     """Checkpoint on an env-step schedule rather than Lightning's epoch/batch schedule.
 
-    The file is written to ``<name>.tmp``, flushed to disk and renamed over ``<name>``
-    (``os.replace`` is atomic), so a crash or SIGKILL mid-write never leaves a truncated
-    ``last.ckpt``. Weights that are not finite are never written.
+    The file is written atomically beside its destination (``RunFolderCheckpointIO``, which this
+    callback makes the trainer's checkpoint writer, so Lightning's SLURM ``hpc_ckpt`` too), so a
+    crash or SIGKILL mid-write never leaves a truncated ``last.ckpt``, and a full disk no
+    ``.tmp``. Weights that are not finite are never written.
 
     Being a Lightning ``Checkpoint``, its ``on_train_epoch_end`` runs after the module's.
     """
@@ -76,12 +106,7 @@ class EnvStepCheckpoint(Checkpoint):
                 f"refusing to overwrite {self.path} with non-finite weights ({bad[0]}); "
                 "the last checkpoint is kept"
             )
-        tmp = self.path.with_suffix(self.path.suffix + ".tmp")
-        trainer.save_checkpoint(tmp, weights_only=False)
-        if trainer.is_global_zero:
-            with open(tmp, "rb") as file:
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._saved_at = pl_module.env_steps
 
     # ----------------------------------------------------------------- signals
@@ -113,6 +138,11 @@ class EnvStepCheckpoint(Checkpoint):
         return bool(trainer.strategy.reduce_boolean_decision(self.received_signal is not None, all=False))
 
     # ----------------------------------------------------------------- hooks
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Make ``RunFolderCheckpointIO`` the writer, unless another than Lightning's default was chosen."""
+        if type(trainer.strategy.checkpoint_io) is TorchCheckpointIO:
+            trainer.strategy.checkpoint_io = RunFolderCheckpointIO()
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
@@ -151,3 +181,10 @@ class EnvStepCheckpoint(Checkpoint):
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
     ) -> None:
         self._restore_handlers()
+
+
+def pending_signal(trainer: pl.Trainer) -> signal.Signals | None:
+    """The pre-emption signal an ``EnvStepCheckpoint`` of ``trainer`` has noted and will act on at
+    the end of this rollout (``None`` if none): work before that (an evaluation) stops early."""
+    noted = (cb.received_signal for cb in trainer.callbacks if isinstance(cb, EnvStepCheckpoint))
+    return next((sig for sig in noted if sig is not None), None)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytorch_lightning as pl
 
-from rlcamp.rollout.evaluation import evaluate_policy
+from rlcamp.callbacks.checkpoint import pending_signal
+from rlcamp.rollout.evaluation import DEFAULT_MAX_EPISODE_STEPS, evaluate_policy
 from rlcamp.utils.wandb import log_video
+
+log = logging.getLogger(__name__)
 
 
 class PeriodicEval(pl.Callback):
@@ -20,6 +24,8 @@ class PeriodicEval(pl.Callback):
     ``env_steps`` to every logger; the final values also land in the module's ``last_metrics``
     (so ``optimized_metric=eval/return_mean`` works for sweeps). With ``video=true`` the first
     episode of each evaluation is written to ``<video_dir>/<env steps>/`` and sent to W&B.
+    An episode of an env without a time limit ends after ``max_episode_steps`` steps; a
+    pre-emption signal (``pending_signal``) ends an evaluation at once, unlogged.
 
     Args:
         every_env_steps: evaluation period in env steps; null turns the callback off.
@@ -33,11 +39,14 @@ class PeriodicEval(pl.Callback):
         seed: int = 100_000,
         video: bool = False,
         video_dir: str | None = None,
+        max_episode_steps: int = DEFAULT_MAX_EPISODE_STEPS,
     ) -> None:
         if every_env_steps is not None and every_env_steps < 1:
             raise ValueError(
                 f"callbacks.eval.every_env_steps={every_env_steps}: use a positive number or null (off)"
             )
+        if max_episode_steps < 1:
+            raise ValueError(f"callbacks.eval.max_episode_steps={max_episode_steps} must be >= 1")
         if video and not video_dir:
             raise ValueError("callbacks.eval.video=true needs callbacks.eval.video_dir")
         self.every_env_steps = every_env_steps
@@ -46,6 +55,7 @@ class PeriodicEval(pl.Callback):
         self.seed = seed
         self.video = video
         self.video_dir = Path(video_dir) if video_dir else None
+        self.max_episode_steps = max_episode_steps
         self._next_eval = every_env_steps or 0
         self._last_eval_steps: int | None = None
         self._last_metrics: dict[str, float] = {}
@@ -85,7 +95,14 @@ class PeriodicEval(pl.Callback):
             seed=self.seed,
             video_dir=video_dir,
             video_episodes=1,
+            max_episode_steps=self.max_episode_steps,
+            should_stop=lambda: pending_signal(trainer) is not None,
         )
+        if result.stopped:
+            log.warning(
+                "%s: evaluation at env step %d stopped, not logged", pending_signal(trainer).name, steps
+            )
+            return {}
         metrics = result.metrics()
         self._last_metrics = metrics
         for logger in trainer.loggers:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,16 +23,24 @@ from rlcamp.errors import EnvError
 
 BACKENDS = ("gymnasium", "envpool")
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
+# namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
+# entry-point plugins): a "MinAtar/Breakout-v0" id imports the module that registers it
+NAMESPACE_MODULES = {"MinAtar": "rlcamp.envs.minatar"}
 
 
 def resolve_entry_point(env_id: str) -> str:
-    """Turn ``module:Class`` into a registered gymnasium id; leave plain ids unchanged.
+    """The registered gymnasium id an ``env.id`` names, importing what registers it.
 
-    gymnasium itself understands ``module:EnvId`` (import ``module``, then make the registered
-    ``EnvId``); here a ``module:Class`` whose attribute is an ``Env`` subclass is registered
-    under ``rlcamp/<Class>-v0`` so it gets the same wrappers as any registered env.
+    - ``module:EnvId`` (gymnasium's own form, e.g. ``ale_py:ALE/Pong-v5`` or a package of yours
+      that registers on import): import ``module``, then the bare ``EnvId``;
+    - ``module:Class`` with an ``Env`` subclass: registered as ``rlcamp/<Class>-v0``, so it gets the
+      same wrappers as any registered env;
+    - a plain id of a namespace in ``NAMESPACE_MODULES`` (``MinAtar/...``): that module is imported.
     """
     if ":" not in env_id:
+        namespace = env_id.split("/", 1)[0] if "/" in env_id else None
+        if env_id not in gym.registry and namespace in NAMESPACE_MODULES:
+            importlib.import_module(NAMESPACE_MODULES[namespace])
         return env_id
     module_name, attr = env_id.split(":", 1)
     try:
@@ -45,7 +53,7 @@ def resolve_entry_point(env_id: str) -> str:
         if new_id not in gym.registry:
             gym.register(id=new_id, entry_point=target)
         return new_id
-    return env_id  # gymnasium's own "module:RegisteredId" form
+    return attr  # gymnasium's own "module:RegisteredId" form: the module registered it
 
 
 def check_env_id(env_id: str) -> None:
@@ -64,8 +72,14 @@ def check_action_space(env_id: str, space: gym.Space) -> None:
         )
 
 
-def make_single_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """Make one env by id (or ``module:Class``), flattening non-Box observations to a vector."""
+def make_single_env(
+    env_id: str,
+    render_mode: str | None = None,
+    wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+    **kwargs: Any,
+) -> gym.Env:
+    """Make one env by id (or ``module:Class``), apply ``wrappers`` in order, then flatten a
+    non-Box observation space to a vector."""
     env_id = resolve_entry_point(env_id)
     check_env_id(env_id)
     try:
@@ -79,6 +93,8 @@ def make_single_env(env_id: str, render_mode: str | None = None, **kwargs: Any) 
             ) from err
         raise EnvError(f"{env_id}: {err}") from err
     check_action_space(env_id, env.action_space)
+    for wrap in wrappers:
+        env = wrap(env)
     if not isinstance(env.observation_space, gym.spaces.Box):
         env = gym.wrappers.FlattenObservation(env)
     return env
@@ -105,6 +121,8 @@ class VecEnvFactory:
     max_episode_steps: int | None = None
     nan_policy: str = "raise"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    # per-env wrappers of the env family (e.g. MinAtar's channels-first frames), innermost first
+    wrappers: list[Callable[[gym.Env], gym.Env]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.n_envs < 1:
@@ -130,7 +148,8 @@ class VecEnvFactory:
         kwargs = dict(self.kwargs)
         if self.max_episode_steps is not None:
             kwargs["max_episode_steps"] = self.max_episode_steps
-        return lambda: make_single_env(self.id, render_mode=render_mode, **kwargs)
+        wrappers = list(self.wrappers)
+        return lambda: make_single_env(self.id, render_mode=render_mode, wrappers=wrappers, **kwargs)
 
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         """Observation and action space of one sub-env, from a throwaway instance."""

@@ -1,4 +1,5 @@
-"""The actor-critic: a policy head and a state-value head on MLP bodies (separate or shared).
+"""The actor-critic: a policy head and a state-value head on encoders and MLP bodies (separate or
+shared): ``obs → encoder → MLP body → head``.
 
 Its methods are the network's interface: the collector, the algorithms, the numpy actor and the
 checks call them and read none of its layers (``docs/architecture.md``, "The network's interface").
@@ -7,7 +8,7 @@ checks call them and read none of its layers (``docs/architecture.md``, "The net
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -16,12 +17,13 @@ from torch import nn
 from torch.distributions import Distribution
 
 from rlcamp.envs.normalize import RunningNormalizer
+from rlcamp.nn.encoders import Encoder, FlattenEncoder, check_encoder, is_image_space
 from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head
 from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
 from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
 
 # what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
-MIRRORED_METHODS = ("preprocess", "actor_params", "sample", "numpy_actor")
+MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample", "numpy_actor")
 NUMPY_HEADS = (CategoricalHead, GaussianHead)
 
 
@@ -30,8 +32,11 @@ class ActorCritic(nn.Module):
 
     Every method takes *network inputs*: raw observations after ``preprocess``. The rollout
     collector stores those inputs, so the update sees exactly what the acting policy saw.
-    ``shared=True`` puts both heads on one body (``network=mlp_shared``); by default the actor and
-    the critic have separate bodies (PPO detail #13 for MuJoCo). ``act_on_device=True`` runs the
+    ``shared=True`` puts both heads on one encoder and body (``network=mlp_shared``, the CNN
+    networks); by default the actor and the critic have separate ones (PPO detail #13 for MuJoCo).
+    ``encoder`` builds the encoder from the observation space (``rlcamp.nn.encoders``; None: the
+    flat vector itself, the MLP path); ``hidden_sizes`` may be empty (heads on the encoder's
+    features, the CNN networks). ``act_on_device=True`` runs the
     rollout's per-step actor as torch on the policy's device (a GPU with ``trainer=gpu``: many envs)
     instead of the numpy copy on the CPU (``nn/rollout_actor.py``), which the update on the GPU keeps.
     """
@@ -48,15 +53,24 @@ class ActorCritic(nn.Module):
         normalize_obs: bool = False,
         clip_obs: float = 10.0,
         act_on_device: bool = False,
+        encoder: Callable[[gym.Space], Encoder] | None = None,
     ) -> None:
         super().__init__()
+        make_encoder = encoder or FlattenEncoder
+        check_encoder(make_encoder, observation_space, normalize_obs)
         self.observation_space = observation_space
         self.action_space = action_space
+        self.image_obs = is_image_space(observation_space)  # uint8 [C, H, W] frames, a CNN encoder
         obs_dim = int(math.prod(observation_space.shape))
         self.obs_normalizer = RunningNormalizer((obs_dim,), clip=clip_obs) if normalize_obs else None
-        self.actor_body = mlp(obs_dim, hidden_sizes, activation, ortho_init)
-        self.critic_body = self.actor_body if shared else mlp(obs_dim, hidden_sizes, activation, ortho_init)
-        features = hidden_sizes[-1] if hidden_sizes else obs_dim
+        self.actor_encoder = make_encoder(observation_space)
+        self.critic_encoder = self.actor_encoder if shared else make_encoder(observation_space)
+        in_features = self.actor_encoder.features_dim
+        self.actor_body = mlp(in_features, hidden_sizes, activation, ortho_init)
+        self.critic_body = (
+            self.actor_body if shared else mlp(in_features, hidden_sizes, activation, ortho_init)
+        )
+        features = hidden_sizes[-1] if hidden_sizes else in_features
         self.head = make_head(features, action_space, log_std_init)
         self.value_head = nn.Linear(features, 1)
         if ortho_init:
@@ -72,13 +86,17 @@ class ActorCritic(nn.Module):
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """The shape of one observation as ``preprocess`` returns it (what the rollout stores)."""
+        """The shape of one observation as ``preprocess`` returns it (what the rollout stores):
+        an image's own ``[C, H, W]``, else the flat vector."""
+        if self.image_obs:
+            return tuple(self.observation_space.shape)
         return (int(math.prod(self.observation_space.shape)),)
 
     @property
     def input_dtype(self) -> np.dtype:
-        """The dtype ``preprocess`` returns (what the rollout stores)."""
-        return np.dtype(np.float32)
+        """The dtype of raw and stored observations: uint8 images (the encoder makes them float on
+        the module's device), float32 vectors."""
+        return np.dtype(np.uint8 if self.image_obs else np.float32)
 
     @property
     def action_shape(self) -> tuple[int, ...]:
@@ -94,7 +112,10 @@ class ActorCritic(nn.Module):
         return self.head.noise(shape, device)
 
     def preprocess(self, raw_obs: torch.Tensor) -> torch.Tensor:
-        """Network input of raw observations: flattened, then normalized if normalization is on."""
+        """Network input of raw observations: images stay integer (``uint8 [..., C, H, W]``); vectors
+        are flattened to float, then normalized if normalization is on."""
+        if self.image_obs:
+            return raw_obs.to(torch.uint8)
         obs = raw_obs.reshape(*raw_obs.shape[: raw_obs.dim() - len(self.observation_space.shape)], -1).float()
         return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
 
@@ -114,18 +135,27 @@ class ActorCritic(nn.Module):
 
     # ------------------------------------------------------------- parameter groups
     def actor_parameters(self) -> list[nn.Parameter]:
-        """θ: the actor body (shared or not) and the policy head (a Gaussian's ``log σ`` included)."""
-        return [*self.actor_body.parameters(), *self.head.parameters()]
+        """θ: the actor's encoder and body (shared or not) and the policy head (a Gaussian's
+        ``log σ`` included)."""
+        return [*self.actor_encoder.parameters(), *self.actor_body.parameters(), *self.head.parameters()]
 
     def critic_parameters(self) -> list[nn.Parameter]:
-        """φ: the value head, and the critic body when it is not the actor's."""
-        body = [] if self.shared else list(self.critic_body.parameters())
-        return [*body, *self.value_head.parameters()]
+        """φ: the value head, and the critic encoder and body when they are not the actor's."""
+        trunk = [] if self.shared else [*self.critic_encoder.parameters(), *self.critic_body.parameters()]
+        return [*trunk, *self.value_head.parameters()]
+
+    def actor_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor trunk's output: encoder, then MLP body."""
+        return mlp_forward(self.actor_body, self.actor_encoder(obs))
+
+    def critic_features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The critic trunk's output (the actor's when ``shared``)."""
+        return mlp_forward(self.critic_body, self.critic_encoder(obs))
 
     # ------------------------------------------------------------- the policy
     def actor_params(self, obs: torch.Tensor) -> torch.Tensor:
         """Logits (Discrete) or the Gaussian mean (Box)."""
-        return self.head(mlp_forward(self.actor_body, obs))
+        return self.head(self.actor_features(obs))
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """The tensors that fix ``π_θ(·|s)`` (the head's ``distribution_params``)."""
@@ -150,7 +180,7 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor, detach_shared: bool = False) -> torch.Tensor:
         """``V_φ(s)``, shape ``[...]``. ``detach_shared``: on a shared body, stop the gradient at its
         features, so a critic-only loss never moves the actor (NPG/TRPO's value fit)."""
-        features = mlp_forward(self.critic_body, obs)
+        features = self.critic_features(obs)
         if detach_shared and self.shared:
             features = features.detach()
         return self.value_head(features).squeeze(-1)
@@ -159,7 +189,7 @@ class ActorCritic(nn.Module):
         """``π_θ(·|s)`` and ``V_φ(s)`` with every layer run exactly once (ACKTR's K-FAC capture)."""
         if not self.shared:
             return self.distribution(obs), self.value(obs)
-        features = mlp_forward(self.actor_body, obs)
+        features = self.actor_features(obs)
         return self.head.distribution(self.head(features)), self.value_head(features).squeeze(-1)
 
     def act(
@@ -186,7 +216,10 @@ class ActorCritic(nn.Module):
         own = all(getattr(type(self), name) is getattr(ActorCritic, name) for name in MIRRORED_METHODS)
         activation = ACTIVATIONS.get(self.activation)
         body = all(type(m) in (nn.Linear, activation) for m in self.actor_body)
-        if not (own and body and self.activation in NUMPY_ACTIVATIONS and type(self.head) in NUMPY_HEADS):
+        flat = type(self.actor_encoder) is FlattenEncoder
+        if not (
+            own and flat and body and self.activation in NUMPY_ACTIVATIONS and type(self.head) in NUMPY_HEADS
+        ):
             return None
         norm = self.obs_normalizer
         return NumpyActor(
@@ -202,7 +235,7 @@ class ActorCritic(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log π_θ(a|s), H[π_θ(·|s)], V_φ(s))`` for a batch, without distribution objects."""
         if self.shared:
-            features = mlp_forward(self.actor_body, obs)
+            features = self.actor_features(obs)
             log_prob, entropy = self.head.log_prob_entropy(self.head(features), actions)
             return log_prob, entropy, self.value_head(features).squeeze(-1)
         log_prob, entropy = self.head.log_prob_entropy(self.actor_params(obs), actions)

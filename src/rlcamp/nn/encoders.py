@@ -11,6 +11,7 @@ gain √2 (CleanRL, SB3).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import gymnasium as gym
 import numpy as np
@@ -142,17 +143,29 @@ class ImpalaCNN(ConvEncoder):
         super().__init__(observation_space, nn.Sequential(*layers), features_dim, scale=1.0 / 255.0)
 
 
-def check_encoder(encoder: Encoder, observation_space: gym.Space, encoder_name: str) -> None:
-    """An image space needs an image encoder and a vector space a flat one: one line naming the fix."""
-    image = is_image_space(observation_space)
-    if image and not encoder.takes_images:
+def encoder_class(factory: Callable[[gym.Space], Encoder]) -> type:
+    """The class a config's encoder factory builds (``functools.partial`` from Hydra, or a class)."""
+    return getattr(factory, "func", factory)
+
+
+def check_encoder(factory: Callable[[gym.Space], Encoder], space: gym.Space, normalize_obs: bool) -> None:
+    """Before anything is built: an image space needs an image encoder, a vector space a flat one,
+    and running normalization is for float vectors; one line naming the fix."""
+    cls = encoder_class(factory)
+    takes_images = getattr(cls, "takes_images", False)
+    if is_image_space(space) and not takes_images:
         raise ConfigError(
-            f"the observation space {observation_space} is an image but network.encoder is "
-            f"{encoder_name}; use an image encoder: network=nature_cnn (Atari), network=minatar_cnn "
-            "or network=impala_cnn"
+            f"the observation space {space} is an image but network.encoder is {cls.__name__}; "
+            "use a CNN network: network=minatar_cnn (MinAtar), network=nature_cnn (Atari) or "
+            "network=impala_cnn"
         )
-    if not image and encoder.takes_images:
+    if not is_image_space(space) and takes_images:
         raise ConfigError(
-            f"network.encoder is {encoder_name}, an image encoder, but the observation space "
-            f"{observation_space} is not a [C, H, W] integer image; use network=mlp"
+            f"network.encoder is {cls.__name__}, an image encoder, but the observation space {space} "
+            "is not a [C, H, W] integer image; use network=mlp"
+        )
+    if is_image_space(space) and normalize_obs:
+        raise ConfigError(
+            "env.normalize_obs=true normalizes float vector observations, but this env's are images "
+            "(the encoder scales them); set env.normalize_obs=false"
         )

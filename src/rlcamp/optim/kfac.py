@@ -9,6 +9,12 @@ A per-sample loss ``ℓ_n`` has ``∇_Ŵ ℓ_n = g_n ā_nᵀ`` with ``g_n = ∂�
 and ``(A ⊗ G)⁻¹ vec(∇Ŵ) = vec(G⁻¹ ∇Ŵ A⁻¹)``: two small inverses per layer instead of one of size
 ``(out·(in+1))²``. Blocks of different layers are treated as independent (block-diagonal ``F``).
 
+A Conv2d layer (KFC, Grosse & Martens 2016) is the same with ``ā_{n,t}`` the input patch at output
+position ``t`` (``F.unfold``, the weight flattened to ``[out, in·kh·kw]``) and ``g_{n,t}`` the
+pre-activation gradient there: ``∇Ŵ ℓ_n = Σ_t g_{n,t} ā_{n,t}ᵀ``, and with spatially uncorrelated,
+homogeneous derivatives the block is ``Ω ⊗ Γ`` with ``Ω = E_n[Σ_t ā ā ᵀ]`` (summed over the ``T``
+positions) and ``Γ = E_n[(1/T) Σ_t g gᵀ]`` (averaged over them).
+
 Conventions of this module:
 
 - The expectation is taken over the sampled Fisher: ``g`` is the gradient of ``-log π(ã|s)`` with
@@ -50,6 +56,8 @@ from torch.distributions import Distribution
 from torch.nn import functional as F
 from torch.overrides import TorchFunctionMode
 
+KFAC_LAYERS = (nn.Linear, nn.Conv2d)
+
 
 # ----------------------------------------------------------------------------- Fisher losses
 def policy_fisher_loss(dist: Distribution) -> torch.Tensor:
@@ -78,26 +86,39 @@ parameters vanish (``E[(z² - 1) z] = 0``), so it is an exact diagonal block of 
 
 
 # ----------------------------------------------------------------------------- factors
-def activation_factor(inputs: torch.Tensor, bias: bool = True) -> torch.Tensor:
-    """``A = (1/N) Σ_n ā_n ā_nᵀ`` in float64, ``ā = [a; 1]`` when the layer has a bias.
+def activation_factor(inputs: torch.Tensor, bias: bool = True, positions: int = 1) -> torch.Tensor:
+    """``A = (1/N) Σ_n Σ_t ā_{n,t} ā_{n,t}ᵀ`` in float64, ``ā = [a; 1]`` when the layer has a bias.
 
-    ``inputs``: the layer's inputs ``[..., in]``; every leading index is one of the ``N`` samples.
+    ``inputs``: ``[..., in]`` rows, ``positions`` consecutive rows per sample (a conv layer's
+    ``T`` patches; 1 for a Linear layer, where every leading index is one of the ``N`` samples).
     """
     a = inputs.detach().reshape(-1, inputs.shape[-1]).double()
     if bias:
         a = torch.cat([a, a.new_ones(a.shape[0], 1)], dim=1)
-    return a.T @ a / a.shape[0]
+    return a.T @ a / (a.shape[0] // positions)
 
 
-def gradient_factor(output_grads: torch.Tensor) -> torch.Tensor:
-    """``G = (1/N) Σ_n g_n g_nᵀ`` in float64 from ``∂L/∂s`` of a *mean* loss, ``g_n = N ∂L/∂s_n``.
+def gradient_factor(output_grads: torch.Tensor, positions: int = 1) -> torch.Tensor:
+    """``G = (1/(N·T)) Σ_n Σ_t g_{n,t} g_{n,t}ᵀ`` in float64 from ``∂L/∂s`` of a *mean* loss over the
+    ``N`` samples, ``g_{n,t} = N ∂L/∂s_{n,t}``.
 
-    ``output_grads``: ``∂L/∂s`` for the layer's pre-activations ``[..., out]``.
+    ``output_grads``: ``∂L/∂s`` as ``[..., out]`` rows, ``positions`` (``T``) rows per sample.
     """
     grads = output_grads.detach().reshape(-1, output_grads.shape[-1]).double()
-    n = grads.shape[0]
-    per_sample = grads * n
-    return per_sample.T @ per_sample / n
+    rows = grads.shape[0]
+    per_sample = grads * (rows // positions)
+    return per_sample.T @ per_sample / rows
+
+
+def conv_patches(inputs: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
+    """``[N·T, in·kh·kw]``: each output position's input patch (``F.unfold``, the weight's order)."""
+    patches = F.unfold(inputs, layer.kernel_size, layer.dilation, layer.padding, layer.stride)
+    return patches.transpose(1, 2).reshape(-1, patches.shape[1])
+
+
+def conv_rows(output_grads: torch.Tensor) -> torch.Tensor:
+    """``[N, out, oh, ow]`` → ``[N·T, out]``, sample-major like ``conv_patches``."""
+    return output_grads.flatten(2).transpose(1, 2).reshape(-1, output_grads.shape[1])
 
 
 # ----------------------------------------------------------------------------- inverses
@@ -175,7 +196,7 @@ class FisherCapture:
 
 
 class _LinearRecorder(TorchFunctionMode):
-    """Records every ``F.linear`` call whose weight is a tracked layer's.
+    """Records every ``F.linear`` and ``F.conv2d`` call whose weight is a tracked layer's.
 
     A torch-function mode, not module hooks: rlcamp's bodies run through ``mlp_forward`` and the
     heads call ``F.linear`` on their layers' parameters directly, bypassing ``nn.Module.__call__``,
@@ -192,7 +213,7 @@ class _LinearRecorder(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         output = func(*args, **kwargs)
-        if func is F.linear:
+        if func is F.linear or func is F.conv2d:
             weight = args[1] if len(args) > 1 else kwargs["weight"]
             index = self.weights.get(id(weight))
             if index is not None:
@@ -234,7 +255,7 @@ class KFACStepStats:
 
 
 class KFAC:
-    """K-FAC preconditioner for a set of ``nn.Linear`` layers (one block each).
+    """K-FAC preconditioner for a set of ``nn.Linear`` and ``nn.Conv2d`` layers (one block each).
 
     ``decay``: running-average weight ``ρ`` of the factors, ``A ← ρA + (1-ρ)A_batch`` (the first
     update sets ``A = A_batch``; same for ``G``). ``damping``: ``λ`` of ``(A ⊗ G + λI)⁻¹``.
@@ -246,17 +267,19 @@ class KFAC:
 
     def __init__(
         self,
-        layers: Sequence[nn.Linear],
+        layers: Sequence[nn.Linear | nn.Conv2d],
         decay: float = 0.99,
         damping: float = 1e-2,
         inverse_every: int = 10,
         diagonal: Sequence[tuple[nn.Parameter, float]] = (),
     ) -> None:
         layers = tuple(layers)
-        if not layers or not all(isinstance(layer, nn.Linear) for layer in layers):
-            raise ValueError("KFAC needs a non-empty sequence of nn.Linear layers")
+        if not layers or not all(isinstance(layer, KFAC_LAYERS) for layer in layers):
+            raise ValueError("KFAC needs a non-empty sequence of nn.Linear or nn.Conv2d layers")
+        if any(isinstance(layer, nn.Conv2d) and layer.groups != 1 for layer in layers):
+            raise ValueError("KFAC's Conv2d blocks need groups=1 convolutions")
         if len({id(layer) for layer in layers}) != len(layers):
-            raise ValueError("KFAC got the same nn.Linear twice: pass each layer once")
+            raise ValueError("KFAC got the same layer twice: pass each layer once")
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"kfac decay={decay}: choose 0 <= decay < 1 (0.99 is the usual value)")
         if damping <= 0:
@@ -318,8 +341,12 @@ class KFAC:
                 "(policy_fisher_loss / value_fisher_loss)"
             )
         for i, (layer, state) in enumerate(zip(self.layers, self.states, strict=True)):
-            a_batch = activation_factor(capture.inputs[i], bias=layer.bias is not None)
-            g_batch = gradient_factor(grads[i])
+            inputs, output_grads, positions = capture.inputs[i], grads[i], 1
+            if isinstance(layer, nn.Conv2d):
+                positions = output_grads.shape[2] * output_grads.shape[3]
+                inputs, output_grads = conv_patches(inputs, layer), conv_rows(output_grads)
+            a_batch = activation_factor(inputs, bias=layer.bias is not None, positions=positions)
+            g_batch = gradient_factor(output_grads, positions=positions)
             if reduce is not None:
                 a_batch, g_batch = reduce(a_batch), reduce(g_batch)
             if state.a is None or state.g is None:
@@ -377,7 +404,7 @@ class KFAC:
         """``∇Ŵ = [∇W | ∇b]`` of each layer from its ``.grad`` (zeros where there is none)."""
         matrices = []
         for layer in self.layers:
-            grad = _grad_or_zeros(layer.weight)
+            grad = _grad_or_zeros(layer.weight).reshape(layer.weight.shape[0], -1)
             if layer.bias is not None:
                 grad = torch.cat([grad, _grad_or_zeros(layer.bias)[:, None]], dim=1)
             matrices.append(grad)
@@ -418,9 +445,10 @@ class KFAC:
         scale = kl_step_scale(eta_dot_grad, lr, kl_clip)
         for layer, eta in zip(self.layers, etas, strict=True):
             step = (scale * eta).to(layer.weight.dtype)
-            layer.weight.grad = step[:, : layer.in_features].contiguous()
+            fan_in = layer.weight[0].numel()
+            layer.weight.grad = step[:, :fan_in].reshape(layer.weight.shape).contiguous()
             if layer.bias is not None:
-                layer.bias.grad = step[:, layer.in_features].contiguous()
+                layer.bias.grad = step[:, fan_in].contiguous()
         for (param, _), eta in zip(self.diagonal, diagonal_etas, strict=True):
             param.grad = (scale * eta).to(param.dtype)
         quadratic_kl = 0.5 * (lr * scale) ** 2 * max(eta_dot_grad, 0.0)

@@ -22,17 +22,17 @@ def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor
 class Rollout:
     """What the collector recorded: ``T`` steps of ``N`` envs.
 
-    ``obs`` are network inputs (normalized when observation normalization is on).
+    ``obs`` are network inputs in their own dtype (normalized float vectors, or uint8 images).
     ``final_obs[k]`` is the last observation of an episode cut by a time limit at
     ``(t, env) = final_index[k]``; its value is bootstrapped into ``rewards[t, env]``.
     """
 
-    obs: torch.Tensor  # [T, N, obs_dim]
+    obs: torch.Tensor  # [T, N, obs_dim] float32, or [T, N, C, H, W] uint8
     actions: torch.Tensor  # [T, N] (Discrete) or [T, N, act_dim] (Box)
     rewards: torch.Tensor  # [T, N], scaled when reward scaling is on
     dones: torch.Tensor  # [T, N] float, 1 where the episode ended (terminated or truncated)
-    next_obs: torch.Tensor  # [N, obs_dim], s_T
-    final_obs: torch.Tensor  # [K, obs_dim]
+    next_obs: torch.Tensor  # [N, *obs], s_T
+    final_obs: torch.Tensor  # [K, *obs]
     final_index: torch.Tensor  # [K, 2] long: (t, env) of each truncation
 
     @property
@@ -45,8 +45,8 @@ class Rollout:
 
     @property
     def flat_obs(self) -> torch.Tensor:
-        """``obs`` as ``[T·N, obs_dim]``, time-major (row ``t·N + env``), as ``Batch`` stores it."""
-        return self.obs.reshape(self.n_steps * self.n_envs, -1)
+        """``obs`` as ``[T·N, *obs]``, time-major (row ``t·N + env``), as ``Batch`` stores it."""
+        return self.obs.flatten(0, 1)
 
     @property
     def flat_actions(self) -> torch.Tensor:

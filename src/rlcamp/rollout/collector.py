@@ -81,8 +81,10 @@ class RolloutCollector:
         stats: EpisodeStats | None = None,
         env_id: str = "env",
         nan_policy: str = "raise",
+        obs_dtype: np.dtype | type = np.float32,
     ) -> None:
         self.env = env
+        self.obs_dtype = np.dtype(obs_dtype)  # raw observations are kept as this (uint8 images)
         self.n_steps = n_steps
         self.device = device
         self.reward_scaler = reward_scaler
@@ -92,7 +94,7 @@ class RolloutCollector:
         self.steps_done = 0  # this collector's env steps so far (the module sets it on a resume)
         self.nan_resets = 0  # sub-envs reset by nan_policy=terminate
         raw_obs, _ = env.reset(seed=seed)
-        self._raw_obs = np.array(raw_obs, dtype=np.float32)
+        self._raw_obs = self._check_reset(np.array(raw_obs, dtype=self.obs_dtype))
         self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
 
     def _env_step(self, t: int, i: int) -> int:
@@ -100,8 +102,11 @@ class RolloutCollector:
         return self.steps_done + t * self.env.num_envs + i + 1
 
     def _check_finite(self, obs: np.ndarray, reward: np.ndarray, step: int) -> np.ndarray:
-        """Raise (or, with ``nan_policy="terminate"``, flag) sub-envs that returned NaN/inf."""
-        bad = ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1) | ~np.isfinite(reward)
+        """Raise (or, with ``nan_policy="terminate"``, flag) sub-envs that returned NaN/inf (integer
+        observations, images, cannot be)."""
+        bad = ~np.isfinite(reward)
+        if np.issubdtype(obs.dtype, np.floating):
+            bad |= ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)
         if bad.any() and self.nan_policy == "raise":
             i = int(np.flatnonzero(bad)[0])
             raise NonFiniteEnvError(
@@ -109,6 +114,20 @@ class RolloutCollector:
                 f"{self._env_step(step, i)}; fix the env or set env.nan_policy=terminate to end such episodes"
             )
         return bad
+
+    def _check_reset(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """Raise if ``reset()`` returned a NaN/inf observation (for the sub-envs in ``mask``, else
+        all), under either ``nan_policy``: there is no episode to end; return ``obs``."""
+        bad = ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)
+        if mask is not None:
+            bad &= mask
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise NonFiniteEnvError(
+                f"{self.env_id} sub-env {i} returned a non-finite observation from reset() after env step "
+                f"{self.steps_done}; fix the env's reset (env.nan_policy=terminate cannot end a reset)"
+            )
+        return obs
 
     def _check_final_obs(self, final: np.ndarray, envs: np.ndarray, step: int) -> np.ndarray:
         """Which truncated episodes' final observations (``info["final_obs"]``) are finite; raise under
@@ -135,7 +154,7 @@ class RolloutCollector:
             if counters is not None:
                 counters[mask] = 0
         self.nan_resets += int(mask.sum())
-        return np.array(obs, dtype=np.float32)
+        return self._check_reset(np.array(obs, dtype=self.obs_dtype), mask)
 
     @torch.no_grad()
     def collect(self, policy: ActorCritic) -> Rollout:
@@ -164,7 +183,7 @@ class RolloutCollector:
             if raw_buf is not None:
                 raw_buf[t] = self._raw_obs
             raw_obs, reward, terminated, truncated, info = self.env.step(actions[t])
-            raw_obs = np.array(raw_obs, dtype=np.float32)  # a copy: the env reuses its buffer
+            raw_obs = np.array(raw_obs, dtype=self.obs_dtype)  # a copy: the env reuses its buffer
             bad = self._check_finite(raw_obs, reward, t)
             if bad.any():  # nan_policy=terminate: end those episodes with zero reward, reset those envs
                 reward = np.where(bad, 0.0, reward)
@@ -180,7 +199,7 @@ class RolloutCollector:
             bootstrap = truncated & ~terminated
             if bootstrap.any():
                 envs = np.flatnonzero(bootstrap)
-                final = final_observations(info, bootstrap).astype(np.float32)
+                final = final_observations(info, bootstrap).astype(self.obs_dtype)
                 finite = self._check_final_obs(final, envs, t)
                 if finite.any():
                     final_obs.append(final[finite])

@@ -183,6 +183,22 @@ def latest_job_checkpoint(log_dir: str | Path, task_name: str, overrides: list[s
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
 
 
+def hpc_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``hpc_ckpt_<n>.ckpt`` in ``output_dir``: Lightning's SLURM handler saves it there
+    on SIGUSR1 before a requeue, and Lightning's ``fit`` resumes from it by itself when given no
+    checkpoint under SLURM."""
+    numbers = {p: p.stem.removeprefix("hpc_ckpt_") for p in Path(output_dir).glob("hpc_ckpt_*.ckpt")}
+    numbered = [(int(n), p) for p, n in numbers.items() if n.isdigit()]
+    return max(numbered)[1] if numbered else None
+
+
+def run_folder(ckpt_path: str | Path) -> Path:
+    """The run folder a checkpoint belongs to: the one above ``checkpoints/``, or, for Lightning's
+    ``hpc_ckpt_<n>.ckpt``, the one it lies in."""
+    path = Path(ckpt_path)
+    return path.parent if path.name.startswith("hpc_ckpt_") else path.parent.parent
+
+
 def hydra_job_overrides() -> tuple[bool, list[str]]:
     """(is this a multirun job, its task overrides); (False, []) outside a Hydra app."""
     from hydra.core.hydra_config import HydraConfig
@@ -198,7 +214,8 @@ def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
     """``cfg.ckpt_path`` as a path; ``last`` is the newest ``last.ckpt`` of this run.
 
     ``last`` looks, in order, at the output directory's own ``checkpoints/last.ckpt`` (a requeued
-    job with a fixed ``hydra.run.dir``, or a requeued multirun job), then, for a multirun job, the
+    job with a fixed ``hydra.run.dir``, or a requeued multirun job), then its newest Lightning
+    ``hpc_ckpt_<n>.ckpt`` (``hpc_checkpoint``), then, for a multirun job, the
     task's multirun jobs with the same overrides, else the task's newest ``runs/*``. Without any
     checkpoint it starts a fresh run (so a job script that always passes ``ckpt_path=last`` works
     for its first start and for every requeue).
@@ -210,8 +227,16 @@ def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
         return Path(str(value))
     own = Path(cfg.paths.output_dir, "checkpoints", "last.ckpt")
     multirun, overrides = hydra_job_overrides()
+    hpc = hpc_checkpoint(cfg.paths.output_dir)
     if own.is_file():
         found: Path | None = own
+    elif hpc is not None:
+        log.warning(
+            "ckpt_path=last: %s has no checkpoints/last.ckpt, resuming from Lightning's %s",
+            own.parent.parent,
+            hpc,
+        )
+        return hpc
     elif multirun:
         found = latest_job_checkpoint(cfg.paths.log_dir, cfg.task_name, overrides)
     else:
@@ -229,7 +254,15 @@ def resolve_ckpt_path(cfg: DictConfig) -> Path | None:
 
 
 def check_output_dir(output_dir: str | Path, ckpt_path: Path | None) -> None:
-    """A run never starts over another run's ``checkpoints/last.ckpt`` in its output directory."""
+    """A run never starts over another run's ``checkpoints/last.ckpt`` in its output directory, and
+    a fresh start never over a Lightning ``hpc_ckpt`` (Lightning would resume from it unasked)."""
+    hpc = hpc_checkpoint(output_dir)
+    if hpc is not None and ckpt_path is None:
+        raise CheckpointError(
+            f"{output_dir} holds Lightning's SLURM checkpoint {hpc.name}, which a fresh start would "
+            "resume from unasked; resume it with ckpt_path=last or write elsewhere (another "
+            "hydra.run.dir or task_name)"
+        )
     own = Path(output_dir, "checkpoints", "last.ckpt")
     if own.is_file() and (ckpt_path is None or ckpt_path.resolve() != own.resolve()):
         raise CheckpointError(
@@ -262,9 +295,18 @@ def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: config}
 
 
+# config keys added after checkpoints were written, with the value that does what those
+# checkpoints' code did: a saved config without the key reads as having it (an old MLP run resumes)
+ADDED_KEYS: dict[str, Any] = {
+    "network.encoder._target_": "rlcamp.nn.encoders.FlattenEncoder",
+    "network.encoder._partial_": True,
+}
+
+
 def config_changes(saved: dict[str, Any], current: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
-    """``{key: (saved value, current value)}`` for every leaf that differs (``None`` when absent)."""
-    old, new = flat_config(saved), flat_config(current)
+    """``{key: (saved value, current value)}`` for every leaf that differs (``None`` when absent;
+    a key of ``ADDED_KEYS`` absent from ``saved`` reads as its value there)."""
+    old, new = ADDED_KEYS | flat_config(saved), flat_config(current)
     return {
         key: (old.get(key), new.get(key))
         for key in sorted(old.keys() | new.keys())
@@ -371,7 +413,7 @@ def metrics_history(ckpt_path: str | Path, env_steps: int) -> list[tuple[int, di
     full disk or a crash mid-append) are dropped with a warning that counts them. Empty without a
     ``metrics.csv`` next to ``checkpoints/``.
     """
-    source = Path(ckpt_path).parent.parent / "metrics.csv"
+    source = run_folder(ckpt_path) / "metrics.csv"
     if not source.is_file():
         return []
     lines = source.read_bytes().decode("utf-8", errors="replace").splitlines(keepends=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,13 +24,20 @@ import torch
 from pytorch_lightning.strategies import DDPStrategy, Strategy
 from pytorch_lightning.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 from pytorch_lightning.strategies.launchers.subprocess_script import _SubprocessScriptLauncher
+from pytorch_lightning.trainer.call import _interrupt
+from torch.multiprocessing import ProcessExitedException, ProcessRaisedException
 
+from rlcamp import errors
 from rlcamp.utils.summary import RunClock
 
 if TYPE_CHECKING:
     from rlcamp.rollout import EpisodeStats
 
 PREEMPTION_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
+# the exit status of a process stopped at once by a second Ctrl-C
+INTERRUPTED_EXIT_CODE = 128 + signal.SIGINT
+# seconds the ranks get to end by themselves after a second Ctrl-C before they are killed
+RANK_GRACE_SECONDS = 5.0
 
 
 def rank_seed(seed: int, rank: int, *salt: int) -> int:
@@ -79,6 +87,17 @@ def load_handoff_state(module: pl.LightningModule, state: dict[str, Any]) -> Non
     module.last_metrics = dict(state["last_metrics"])
 
 
+def rank_error(error: ProcessRaisedException) -> BaseException:
+    """The ``rlcamp.errors`` error a rank raised, rebuilt from the traceback text torch hands to
+    the main process, so that it is reported as in a single process (one line); any other error
+    is returned as it is."""
+    lines = error.msg.strip().splitlines()
+    name, _, message = (lines[-1] if lines else "").partition(": ")
+    module, _, class_name = name.rpartition(".")
+    cls = getattr(errors, class_name, None) if module == errors.__name__ else None
+    return cls(message) if isinstance(cls, type) and issubclass(cls, Exception) else error
+
+
 class RunStateLauncher(_MultiProcessingLauncher):
     """Lightning's fork/spawn launcher that also returns rank 0's run state to the main process.
 
@@ -88,23 +107,69 @@ class RunStateLauncher(_MultiProcessingLauncher):
     main process alone are passed on to the ranks; SIGINT (Ctrl-C reaches the whole process group,
     ranks included) is left to them. A forked rank inherits these handlers until its own are set,
     and there they do nothing.
+
+    A second Ctrl-C stops the run within seconds: each rank ends with ``KeyboardInterrupt``
+    (``_wrapping_function``), and the main process stops waiting for the ranks, gives them
+    ``RANK_GRACE_SECONDS`` to exit, kills those left and raises ``KeyboardInterrupt`` itself. So
+    does any signal that arrives once no rank is left to receive it. A rank's ``rlcamp.errors``
+    error is raised again in the main process (``rank_error``).
     """
 
     def launch(self, function: Callable, *args: Any, trainer: pl.Trainer | None = None, **kwargs: Any) -> Any:
         main_pid = os.getpid()
+        self.procs = []
+        interrupts = 0
 
         def forward(signum: int, frame: Any) -> None:
-            if os.getpid() == main_pid and signum != signal.SIGINT:
-                for process in self.procs:
-                    if process.is_alive() and process.pid is not None:
-                        os.kill(process.pid, signum)
+            nonlocal interrupts
+            if os.getpid() != main_pid:
+                return
+            interrupts += signum == signal.SIGINT
+            alive = [p for p in self.procs if p.is_alive() and p.pid is not None]
+            if interrupts > 1 or (self.procs and not alive):
+                raise KeyboardInterrupt
+            if signum != signal.SIGINT:
+                for process in alive:
+                    os.kill(process.pid, signum)
 
         previous = {sig: signal.signal(sig, forward) for sig in PREEMPTION_SIGNALS}
         try:
             return super().launch(function, *args, trainer=trainer, **kwargs)
+        except KeyboardInterrupt:
+            self.stop_ranks()
+            raise
+        except ProcessExitedException as error:
+            if error.exit_code != INTERRUPTED_EXIT_CODE:
+                raise
+            self.stop_ranks()
+            raise KeyboardInterrupt from None
+        except ProcessRaisedException as error:
+            rebuilt = rank_error(error)
+            if rebuilt is error:
+                raise
+            raise rebuilt from None
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def stop_ranks(self) -> None:
+        """Wait up to ``RANK_GRACE_SECONDS`` for the ranks to exit, then SIGKILL the ones left."""
+        deadline = time.monotonic() + RANK_GRACE_SECONDS
+        for process in self.procs:
+            process.join(max(0.0, deadline - time.monotonic()))
+        self.kill(signal.SIGKILL)
+
+    def _wrapping_function(self, process_idx: int, trainer: pl.Trainer | None, *args: Any) -> None:
+        """Lightning's rank body; a rank stopped by a second Ctrl-C runs Lightning's interrupt
+        handling (callbacks' ``on_exception``, loggers finalized) and exits 130: torch's wrapper
+        would exit 0 without a result, and the main process would wait for it forever."""
+        try:
+            super()._wrapping_function(process_idx, trainer, *args)
+        except KeyboardInterrupt as interrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            if trainer is not None:
+                _interrupt(trainer, interrupt)
+            sys.exit(INTERRUPTED_EXIT_CODE)
 
     def get_extra_results(self, trainer: pl.Trainer) -> dict[str, Any]:
         extra = super().get_extra_results(trainer)

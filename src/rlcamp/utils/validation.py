@@ -3,21 +3,24 @@
 Every failure is one line that names the config key and the fix, raised as ``ConfigError``,
 ``EnvError`` or ``CheckpointError`` (all ``ValueError``). The order:
 
-0. the run's own keys and the env recipe's: ``seed``, ``num_threads``,
+0. the run's own keys and the env recipe's: ``seed`` (an integer in [0, 2**32 - 1]), ``num_threads``,
    ``env.max_episode_steps``, a string or float where a number or an integer belongs, a key
    (added with ``+``) that the env recipe or (in 2.) the env does not take;
 1. the trainer: ``trainer=gpu`` without CUDA;
 2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
-   unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra;
+   unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra,
+   ``env.kwargs.render_mode`` (rlcamp chooses it), ``callbacks.eval.video=true`` with an env that
+   cannot render frames;
 3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's,
    or another run's (``check_same_run``: algorithm, network, env, ``n_envs``, seed, ...); then the
    algorithm's keys and value types as in 0.;
 4. the algorithm's own hyperparameter checks (``OnPolicyAlgorithm.validate_hparams`` and each
    subclass's), then the spaces, from one throwaway single env: an action space the policy
-   cannot use;
+   cannot use, a rollout too large for this machine's memory;
 5. the checkpoint against the module: trained on other spaces, or with another network;
 6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
-   ``checkpoints/`` must be writable;
+   ``checkpoints/`` must be writable (or creatable). The folder Hydra makes for the run is
+   checked before Hydra makes it (``RunFolderCheck``, a Hydra callback);
 7. a resume must have env steps left to train: else ``NothingToTrain`` (not an error, the run is
    complete).
 """
@@ -28,6 +31,7 @@ import difflib
 import importlib.util
 import inspect
 import os
+import sys
 import types
 import typing
 from pathlib import Path
@@ -35,9 +39,11 @@ from typing import Any
 
 import gymnasium as gym
 import hydra
+import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
@@ -72,11 +78,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# numpy's and Lightning's seeding take unsigned 32-bit seeds
+MAX_SEED = 2**32 - 1
+
+
 def check_run_keys(cfg: DictConfig) -> None:
-    """``seed`` an integer, ``num_threads`` an integer >= 0 (0: torch's default)."""
+    """``seed`` an integer in [0, ``MAX_SEED``], ``num_threads`` an integer >= 0 (0: torch's default)."""
     seed = cfg.get("seed")
     if not _is_int(seed):
         raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=1")
+    if not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"seed={seed} must be in [0, {MAX_SEED}] (an unsigned 32-bit seed), e.g. seed=1")
     threads = cfg.get("num_threads")
     if threads is not None and not (_is_int(threads) and threads >= 0):
         raise ConfigError(f"num_threads={threads!r} must be an integer >= 0 (0 keeps torch's default)")
@@ -148,39 +160,139 @@ def check_algo_keys(cfg: DictConfig) -> None:
     check_node_keys(cfg.algo, algo_cls, "algo", skip=("env", "network"))
 
 
-def check_env_kwargs(factory: VecEnvFactory, env_id: str) -> None:
-    """``env.kwargs`` the env's constructor does not take (unless it takes ``**kwargs``)."""
-    if not factory.kwargs:
-        return
+def env_class(env_id: str) -> Any:
+    """The class (or factory) a registered env id's entry point names, without making an env."""
     entry_point = gym.spec(env_id).entry_point
-    env_cls = (
+    return (
         hydra.utils.get_object(entry_point.replace(":", ".")) if isinstance(entry_point, str) else entry_point
     )
-    signature = inspect.signature(env_cls)
-    if any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+
+
+def takes_keyword(function: Any, name: str) -> bool:
+    """Whether ``function(name=...)`` is accepted (a parameter ``name`` or ``**kwargs``)."""
+    parameters = inspect.signature(function).parameters
+    return name in parameters or any(p.kind == p.VAR_KEYWORD for p in parameters.values())
+
+
+def check_env_kwargs(factory: VecEnvFactory, env_id: str) -> None:
+    """``env.kwargs`` the env's constructor does not take (unless it takes ``**kwargs``), and
+    ``render_mode``, which rlcamp sets itself (frames for videos, none for training)."""
+    if "render_mode" in factory.kwargs:
+        raise EnvError(
+            "env.kwargs.render_mode is chosen by rlcamp (rgb_array frames for videos, none for training); "
+            "drop it and film with callbacks.eval.video=true or rlcamp-eval video=true"
+        )
+    if not factory.kwargs:
         return
+    env_cls = env_class(env_id)
+    signature = inspect.signature(env_cls)
     for key in factory.kwargs:
-        if key not in signature.parameters:
+        if not takes_keyword(env_cls, key):
             raise EnvError(
                 f"env.kwargs.{key} is not a parameter of {env_id} (it takes: "
                 f"{', '.join(signature.parameters) or 'nothing'}); drop it"
             )
 
 
+def check_renders_frames(env_id: str, key: str) -> None:
+    """``<key>=true`` films the env: it must take ``render_mode`` and offer ``rgb_array`` frames."""
+    env_cls = env_class(resolve_entry_point(env_id))
+    modes = getattr(env_cls, "metadata", {}).get("render_modes", [])
+    if not takes_keyword(env_cls, "render_mode") or "rgb_array" not in modes:
+        raise EnvError(
+            f"{key}=true but {env_id} cannot render rgb_array frames "
+            f"(no render_mode parameter or mode); set {key}=false"
+        )
+
+
+def check_video(cfg: DictConfig, env_id: str) -> None:
+    """``callbacks.eval.video=true`` (with evaluation on) needs an env that renders frames, found
+    now rather than at the first evaluation."""
+    node = OmegaConf.select(cfg, "callbacks.eval", default=None)
+    if node and node.get("video") and node.get("every_env_steps") is not None:
+        check_renders_frames(env_id, "callbacks.eval.video")
+
+
+def check_folder(directory: Path) -> None:
+    """``directory`` (or its nearest existing parent) must be a writable folder, so that a
+    read-only folder, or a file in the way, is found now rather than at the first write."""
+    existing = next(d for d in (directory, *directory.parents) if d.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{directory} cannot be created: {existing} is a file, not a folder; "
+            "write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
+            "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+        )
+
+
 def check_writable(cfg: DictConfig) -> None:
-    """The run folder and ``checkpoints/`` (or their nearest existing parents) must be writable,
-    so that a read-only folder is found now rather than at the first checkpoint."""
+    """The run folder and ``checkpoints/`` must be writable or creatable (``check_folder``)."""
     dirs = [Path(cfg.paths.output_dir)]
     ckpt_dir = OmegaConf.select(cfg, "callbacks.checkpoint.dirpath", default=None)
     if ckpt_dir is not None:
         dirs.append(Path(str(ckpt_dir)))
     for directory in dirs:
-        existing = next(d for d in (directory, *directory.parents) if d.exists())
-        if not os.access(existing, os.W_OK | os.X_OK):
-            raise ConfigError(
-                f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
-                "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-            )
+        check_folder(directory)
+
+
+class RunFolderCheck(Callback):
+    """Hydra callback: the run (or sweep) folder Hydra is about to create must be creatable and
+    writable (``check_folder``), else ``rlcamp-<app>: error: ...`` in one line, exit 1, instead
+    of the traceback of Hydra's own ``mkdir``."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, kwargs.get("config_name"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, kwargs.get("config_name"))
+
+    @staticmethod
+    def _check(directory: str, config_name: str | None) -> None:
+        try:
+            check_folder(Path(str(directory)))
+        except ConfigError as err:
+            sys.exit(f"rlcamp-{config_name or 'train'}: error: {err}")
+
+
+# what one transition holds during a rollout and its update: copies of its stored observation (the
+# stored and the raw observation, and the copy the update's shuffle makes), float32 values per
+# action entry (action and noise), and float32 values besides (reward, done, return, value,
+# log-prob, advantage, target, ...): a generous estimate, to refuse sizes that cannot fit rather
+# than budget exactly
+OBS_COPIES, FLOATS_PER_ACTION_ENTRY, FLOATS_PER_TRANSITION = 3, 2, 12
+
+
+def physical_memory_bytes() -> int | None:
+    """This machine's physical memory (``None`` where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_rollout_memory(module: pl.LightningModule) -> None:
+    """One rollout (``algo.n_steps`` x ``env.n_envs`` transitions) must fit in physical memory:
+    refused in one line now, instead of an allocator traceback, or swapping, mid-run."""
+    memory = physical_memory_bytes()
+    if memory is None:
+        return
+    policy = module.policy
+    obs_bytes = int(np.prod(policy.input_shape)) * policy.input_dtype.itemsize  # uint8 frames: 1 a pixel
+    action_entries = int(np.prod(policy.action_shape or (1,)))
+    per_transition = OBS_COPIES * obs_bytes + 4 * (
+        FLOATS_PER_ACTION_ENTRY * action_entries + FLOATS_PER_TRANSITION
+    )
+    needed = module.rollout_size * per_transition
+    if needed > memory:
+        raise ConfigError(
+            f"a rollout of algo.n_steps={module.hparams.n_steps} x env.n_envs={module.env_factory.n_envs} "
+            f"transitions needs about {needed / 2**30:.0f} GiB, more than this machine's "
+            f"{memory / 2**30:.0f} GiB; lower algo.n_steps or env.n_envs"
+        )
 
 
 def check_trainer(cfg: DictConfig) -> None:
@@ -194,7 +306,7 @@ def check_trainer(cfg: DictConfig) -> None:
 
 
 def check_env(cfg: DictConfig) -> VecEnvFactory:
-    """The env recipe's fields, its id and the MuJoCo extra, without making an env."""
+    """The env recipe's fields, its id, its kwargs, video and the MuJoCo extra, without making an env."""
     factory: VecEnvFactory = _instantiate(cfg.env)
     try:
         env_id = resolve_entry_point(factory.id)
@@ -202,6 +314,7 @@ def check_env(cfg: DictConfig) -> VecEnvFactory:
     except EnvError as err:
         raise EnvError(f"env.id: {err}") from None
     check_env_kwargs(factory, env_id)
+    check_video(cfg, env_id)
     entry_point = str(gym.spec(env_id).entry_point)
     if entry_point.startswith("gymnasium.envs.mujoco") and importlib.util.find_spec("mujoco") is None:
         raise EnvError(
@@ -248,6 +361,7 @@ def validate_run(cfg: DictConfig) -> tuple[pl.LightningModule, Path | None, dict
         module = build(cfg)
     except EnvError as err:
         raise EnvError(f"env.id={cfg.env.id}: {err}") from None
+    check_rollout_memory(module)
     if checkpoint is not None:
         check_resumable(checkpoint, module, ckpt_path)
     check_output_dir(cfg.paths.output_dir, ckpt_path)

@@ -3,7 +3,8 @@
 ``wandb`` is imported only where a W&B logger is in use.
 
 - Without credentials (no ``WANDB_API_KEY``, no ``wandb login`` entry in ``~/.netrc``) and no
-  explicit ``WANDB_MODE``, runs log offline and one line says how to upload them later.
+  explicit ``WANDB_MODE``, runs log offline and one line says how to upload them later; so they
+  do with credentials when the W&B server cannot be reached (``server_unreachable``).
 - Every metric is plotted against ``env_steps`` (``define_metric``).
 - The runs of one Hydra multirun share a W&B group, so seeds aggregate in the UI.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 import logging
 import netrc
 import os
+import socket
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,9 @@ from omegaconf import DictConfig, open_dict
 log = logging.getLogger(__name__)
 
 WANDB_LOGGER = "pytorch_lightning.loggers.WandbLogger"
+WANDB_DEFAULT_URL = "https://api.wandb.ai"
+# how long the reachability check waits for the W&B server (wandb itself waits ~100 s, then fails)
+WANDB_CONNECT_SECONDS = 5.0
 
 
 def wandb_logger_configs(cfg: DictConfig) -> list[DictConfig]:
@@ -35,11 +40,24 @@ def has_credentials() -> bool:
     """True with ``WANDB_API_KEY`` set or a ``wandb login`` entry for the W&B host in the netrc file."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname
+    host = urlparse(os.environ.get("WANDB_BASE_URL", WANDB_DEFAULT_URL)).hostname
     try:
         return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
     except (OSError, netrc.NetrcParseError):
         return False
+
+
+def server_unreachable(timeout: float = WANDB_CONNECT_SECONDS) -> str | None:
+    """Why the W&B server (``WANDB_BASE_URL``) cannot be reached, or ``None`` if a TCP connection
+    to it opens within ``timeout``. wandb has no quick check of its own: ``wandb.init`` retries for
+    about 100 s and then fails the run."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL", WANDB_DEFAULT_URL))
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "", port), timeout=timeout).close()
+    except OSError as err:
+        return f"cannot reach {url.geturl()} ({err.strerror or err})"
+    return None
 
 
 def sweep_group(task_name: str) -> str:
@@ -67,7 +85,7 @@ def setup_wandb(
 
     Null ``name``, ``group`` and ``job_type`` entries are filled in (defaults: :func:`run_name`,
     :func:`sweep_group`, ``job_type``), and offline mode is chosen, with a one-line notice, when
-    there are no credentials.
+    there are no credentials or the server cannot be reached.
     """
     entries = wandb_logger_configs(cfg)
     if not entries:
@@ -81,13 +99,18 @@ def setup_wandb(
             if entry.get("job_type") is None:
                 entry.job_type = job_type
     chosen = any(entry.get("offline") for entry in entries) or os.environ.get("WANDB_MODE")
-    if not chosen and not has_credentials():
+    if chosen:
+        return
+    reason = (
+        None if has_credentials() else "no WANDB_API_KEY (set it in .env or run `wandb login`)"
+    ) or server_unreachable()
+    if reason:
         for entry in entries:
             entry.offline = True
         save_dir = entries[0].get("save_dir") or "."
         log.warning(
-            "W&B: no WANDB_API_KEY (set it in .env or run `wandb login`), logging offline; "
-            "upload later with: wandb sync %s/wandb/offline-run-*",
+            "W&B: %s, logging offline; upload later with: wandb sync %s/wandb/offline-run-*",
+            reason,
             save_dir,
         )
 

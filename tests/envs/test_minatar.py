@@ -1,0 +1,52 @@
+"""MinAtar through rlcamp: registration on a plain id, uint8 channels-first frames, the family's
+configs (CNN, no normalization) and a short run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlcamp.envs import VecEnvFactory
+from rlcamp.utils.build import build
+
+pytest.importorskip("minatar", reason="needs the minatar extra (make install has it)")
+from rlcamp.envs.minatar import channels_first  # noqa: E402
+
+GAMES = ["asterix", "breakout", "freeway", "seaquest", "space_invaders"]
+
+
+@pytest.mark.parametrize("game", GAMES)
+def test_every_game_composes_with_the_family_defaults(make_cfg, game):
+    cfg = make_cfg(f"env=minatar_{game}")
+    assert cfg.network.encoder._target_ == "rlcamp.nn.encoders.MinAtarCNN"
+    assert cfg.env.id.startswith("MinAtar/") and cfg.env.id.endswith("-v1")
+    assert not cfg.env.normalize_obs
+    observation_space, _ = build(cfg).env_factory.spaces()
+    assert observation_space.dtype == np.uint8 and observation_space.shape[1:] == (10, 10)
+
+
+def test_frames_are_channels_first_uint8_copies_of_the_game_state():
+    import minatar
+
+    factory = VecEnvFactory(id="MinAtar/Breakout-v1", n_envs=1, wrappers=[channels_first])
+    env = factory.env_fn()()
+    obs, _ = env.reset(seed=3)
+    reference = minatar.Environment("breakout")
+    reference.seed(3)
+    reference.reset()
+    assert obs.dtype == np.uint8 and obs.shape == (4, 10, 10)
+    np.testing.assert_array_equal(obs, np.moveaxis(reference.state(), -1, 0).astype(np.uint8))
+    env.close()
+
+
+def test_a_rollout_on_breakout_stores_uint8_frames_and_a_short_run_completes(make_cfg):
+    from rlcamp.train import train
+
+    module = build(make_cfg("env=minatar_breakout", "env.n_envs=2"))
+    module.setup("fit")
+    batch = module.collect_rollout()
+    module.teardown("fit")
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (2 * 128, 4, 10, 10)
+    summary, _ = train(make_cfg("env=minatar_breakout", "total_env_steps=2048", "env.n_envs=2"))
+    assert summary["status"] == "completed" and summary["env_steps"] == 2048

@@ -1,0 +1,173 @@
+"""Encoders and the pixel path: shapes, where the ÷255 happens, uint8 from the env to the encoder,
+one-line refusals, and a learning claim that a broken pixel path fails."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from rlcamp.errors import ConfigError
+from rlcamp.nn import ActorCritic
+from rlcamp.nn.encoders import FlattenEncoder, ImpalaCNN, MinAtarCNN, NatureCNN
+from tests.helpers.learning import LearningClaim
+
+ATARI = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+MINATAR = gym.spaces.Box(0, 1, (6, 10, 10), np.uint8)
+PROCGEN = gym.spaces.Box(0, 255, (3, 64, 64), np.uint8)
+LIT_CELL = ("env.id=tests.helpers.envs:LitCellEnv", "network=nature_cnn", "env.n_envs=4", "algo.n_steps=64")
+
+
+@pytest.mark.parametrize(
+    ("encoder", "space", "features"),
+    [(NatureCNN, ATARI, 512), (MinAtarCNN, MINATAR, 128), (ImpalaCNN, PROCGEN, 256)],
+    ids=["nature", "minatar", "impala"],
+)
+def test_image_encoders_map_batches_of_frames_to_features(encoder, space, features):
+    net = encoder(space)
+    frames = torch.from_numpy(np.stack([space.sample() for _ in range(6)])).reshape(2, 3, *space.shape)
+    assert net(frames).shape == (2, 3, features)
+    assert net.features_dim == features
+
+
+def test_nature_cnn_is_mnih_2015():
+    """32 8×8/4, 64 4×4/2, 64 3×3/1 on 84×84 leave 64·7·7 = 3136 inputs to the 512 linear layer."""
+    net = NatureCNN(ATARI)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [(c.out_channels, c.kernel_size, c.stride) for c in convs] == [
+        (32, (8, 8), (4, 4)),
+        (64, (4, 4), (2, 2)),
+        (64, (3, 3), (1, 1)),
+    ]
+    assert net.linear.in_features == 3136
+
+
+@pytest.mark.parametrize(
+    ("encoder", "space", "scale"), [(NatureCNN, ATARI, 1 / 255), (MinAtarCNN, MINATAR, 1.0)]
+)
+def test_the_encoder_scales_integer_frames_once(encoder, space, scale):
+    """uint8 in, float features out: ÷255 for 8-bit frames, none for MinAtar's 0/1 channels."""
+    torch.manual_seed(0)
+    net = encoder(space)
+    frames = torch.from_numpy(np.stack([space.sample() for _ in range(4)]))
+    expected = torch.relu(net.linear(net.convs(frames.float() * scale).flatten(1)))
+    torch.testing.assert_close(net(frames), expected)
+
+
+def test_flatten_encoder_is_the_identity_of_the_mlp_path():
+    obs = torch.randn(5, 7)
+    assert FlattenEncoder(gym.spaces.Box(-1, 1, (7,))).forward(obs) is obs
+
+
+@pytest.mark.parametrize(
+    ("space", "encoder", "normalize", "message"),
+    [
+        (ATARI, None, False, "is an image but network.encoder is FlattenEncoder; use a CNN network"),
+        (gym.spaces.Box(-1, 1, (4,)), NatureCNN, False, "an image encoder, but the observation space"),
+        (MINATAR, MinAtarCNN, True, "set env.normalize_obs=false"),
+    ],
+    ids=["image-with-mlp", "vector-with-cnn", "image-normalized"],
+)
+def test_a_mismatched_encoder_is_refused_in_one_line(space, encoder, normalize, message):
+    with pytest.raises(ConfigError, match=message) as refused:
+        ActorCritic(space, gym.spaces.Discrete(3), encoder=encoder, normalize_obs=normalize)
+    assert "\n" not in str(refused.value)
+
+
+def test_frames_stay_uint8_from_the_env_to_the_encoder(make_cfg, monkeypatch):
+    """The rollout, the batch and its minibatches hold uint8 frames; the encoder gets them as uint8."""
+    from rlcamp.utils.build import build
+
+    module = build(make_cfg(*LIT_CELL, "total_env_steps=256"))
+    module.setup("fit")
+    seen: list[torch.dtype] = []
+    forward = NatureCNN.forward
+    monkeypatch.setattr(NatureCNN, "forward", lambda self, obs: seen.append(obs.dtype) or forward(self, obs))
+    batch = module.collect_rollout()
+    minibatch = next(module.minibatches(batch))
+    module.teardown("fit")
+    assert batch.obs.dtype == minibatch.obs.dtype == torch.uint8
+    assert batch.obs.shape == (256, 1, 36, 36)
+    assert set(seen) == {torch.uint8}
+    assert module.policy.numpy_actor() is None  # a CNN is acted through torch
+
+
+PPO_LIT_CELL = LearningClaim(
+    overrides=(
+        *LIT_CELL,
+        "total_env_steps=6144",
+        "algo.n_minibatches=4",
+        "algo.update_epochs=4",
+        "algo.optimizer.lr=1e-3",
+        "algo.gamma=0.99",
+        "algo.gae_lambda=0.95",
+        "algo.ent_coef=0.01",
+        "algo.clip_range=0.2",
+    ),
+    threshold=6.5,
+    seeds=(201, 202, 203, 204),
+    min_passing=2,
+)
+
+
+@pytest.mark.slow
+def test_ppo_reads_the_pixels(tmp_path):
+    """PPO with the Nature CNN on ``LitCellEnv`` (8 steps an episode; reading the frame earns 8,
+    ignoring it 4) at 6144 env steps: at least 2 of 4 seeds end with a mean return >= 6.5.
+
+    Measured on seeds 101-110 (``python -m tests.helpers.learning
+    tests.nn.test_encoders:PPO_LIT_CELL --seeds 101-110``): 7.2, 7.4, 7.5, 7.5, 7.6, 7.7, 7.8,
+    7.8, 7.8, 7.8, all 10 >= 6.5; P(fewer than 2 of 4 pass) = 0.88% (``failure_probability``).
+    Frames scaled ÷255 twice score 3.4-4.0 (seeds 1-3), so a broken path fails the claim.
+    """
+    PPO_LIT_CELL.check(tmp_path)
+
+
+TRPO_LIT_CELL = LearningClaim(
+    overrides=(*LIT_CELL, "algo=trpo", "total_env_steps=6144"),
+    threshold=5.5,
+    seeds=(201, 202, 203, 204),
+    min_passing=2,
+)
+
+
+@pytest.mark.slow
+def test_trpo_reads_the_pixels(tmp_path):
+    """TRPO's natural step through a CNN, unchanged (double backprop through the convolutions): the
+    lecture's TRPO settings on ``LitCellEnv`` at 6144 env steps, at least 2 of 4 seeds >= 5.5.
+
+    Measured on seeds 101-110: 5.9, 6.1, 6.2, 6.2, 6.3, 6.3, 6.4, 6.5, 6.5, 6.7, all 10 >= 5.5
+    (chance is 4); P(fewer than 2 of 4 pass) = 0.88%.
+    """
+    TRPO_LIT_CELL.check(tmp_path)
+
+
+@pytest.mark.slow
+def test_a_pixel_path_that_scales_twice_does_not_read_the_pixels(tmp_path, monkeypatch):
+    """The claim above catches a broken pixel path: frames scaled ÷255 twice stay near chance."""
+    init = NatureCNN.__init__
+
+    def scaled_twice(self, space, features_dim=512):
+        init(self, space, features_dim)
+        self.scale = 1 / 255**2
+
+    monkeypatch.setattr(NatureCNN, "__init__", scaled_twice)
+    scores = [PPO_LIT_CELL.score(seed, tmp_path / str(seed)) for seed in PPO_LIT_CELL.seeds[:2]]
+    assert max(scores) < PPO_LIT_CELL.threshold, scores
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (("algo=actor_critic",), "algo=actor_critic's Q critic is an MLP on flat observations"),
+        (("algo=a2c", "algo.grad_diagnostics=true"), "set algo.grad_diagnostics=false for image envs"),
+    ],
+    ids=["q-actor-critic", "grad-diagnostics"],
+)
+def test_what_cannot_take_a_cnn_refuses_it_in_one_line(make_cfg, overrides, message):
+    from rlcamp.utils.build import build
+
+    with pytest.raises(ConfigError, match=message) as refused:
+        build(make_cfg(*LIT_CELL, *overrides))
+    assert "\n" not in str(refused.value)
