@@ -116,34 +116,35 @@ class TruncatedNaNEnv(CountingEnv):
 class LitCellEnv(gym.Env):
     """Move toward the light: the answer is only in the pixels.
 
-    A ``uint8 [1, 36, 36]`` frame (the smallest the Nature CNN takes), dark but for one 4×4 patch of
-    255 at a random place in the left or the right half; action 0 (left) or 1 (right); reward 1 for
-    the light's side, else 0; a new frame every step, ``horizon`` steps an episode. Reading the frame
-    earns ``horizon``, ignoring it ``horizon / 2`` on average.
+    A ``uint8 [channels, size, size]`` frame (36: the smallest the Nature CNN takes), dark but for
+    one 4×4 patch of 255 (in every channel) at a random place in the left or the right half;
+    action 0 (left) or 1 (right); reward 1 for the light's side, else 0; a new frame every step,
+    ``horizon`` steps an episode. Reading the frame earns ``horizon``, ignoring it ``horizon / 2``
+    on average.
     """
 
-    SIZE = 36
     PATCH = 4
 
-    def __init__(self, horizon: int = 8, scripted: bool = False) -> None:
+    def __init__(self, horizon: int = 8, scripted: bool = False, size: int = 36, channels: int = 1) -> None:
         self.horizon = horizon
         self.scripted = scripted  # frames a function of the step alone: every episode the same
-        self.observation_space = gym.spaces.Box(0, 255, (1, self.SIZE, self.SIZE), np.uint8)
+        self.size = size
+        self.observation_space = gym.spaces.Box(0, 255, (channels, size, size), np.uint8)
         self.action_space = gym.spaces.Discrete(2)
         self.t = 0
         self.side = 0
 
     def _frame(self) -> np.ndarray:
-        half = self.SIZE // 2
+        half = self.size // 2
         if self.scripted:
-            self.side, row, offset = self.t % 2, (5 * self.t) % (self.SIZE - self.PATCH), 3 * self.t % 10
+            self.side, row, offset = self.t % 2, (5 * self.t) % (self.size - self.PATCH), 3 * self.t % 10
         else:
             self.side = int(self.np_random.integers(2))
-            row = int(self.np_random.integers(self.SIZE - self.PATCH + 1))
+            row = int(self.np_random.integers(self.size - self.PATCH + 1))
             offset = int(self.np_random.integers(half - self.PATCH + 1))
         col = self.side * half + offset
         frame = np.zeros(self.observation_space.shape, np.uint8)
-        frame[0, row : row + self.PATCH, col : col + self.PATCH] = 255
+        frame[:, row : row + self.PATCH, col : col + self.PATCH] = 255
         return frame
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
