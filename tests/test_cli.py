@@ -68,3 +68,11 @@ def test_a_multirun_with_cfg_is_one_line_naming_jobs():
         "rlcamp-train: error: --cfg and --info show one job, not a multirun: list the sweep's jobs with "
         "--jobs, or drop -m and pass one job's overrides"
     )
+
+
+def test_cfg_hydra_resolve_is_one_line_naming_cfg_all():
+    report, _ = probe("--cfg", "hydra", "--resolve")
+    assert report["code"].startswith(
+        "rlcamp-train: error: --cfg hydra --resolve cannot resolve the run folders"
+    )
+    assert "--cfg all --resolve, narrowed with -p hydra.run" in report["code"]

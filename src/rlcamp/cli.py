@@ -33,12 +33,21 @@ SHOW_FLAGS = ("-c", "--cfg", "-i", "--info")
 
 
 def flag_conflict(arguments: list[str]) -> str:
-    """The one-line error for ``-m`` with ``--cfg``/``--info`` (Hydra ends it in a traceback); empty
-    when the flags go together."""
+    """The one-line error for flags Hydra ends in a traceback: ``-m`` with ``--cfg``/``--info``, and
+    ``--cfg hydra --resolve`` (the hydra node's folders read ``paths.log_dir`` from the job's
+    config); empty when the flags go together."""
     if any(a in MULTIRUN_FLAGS for a in arguments) and any(a.split("=")[0] in SHOW_FLAGS for a in arguments):
         return (
             "rlcamp-train: error: --cfg and --info show one job, not a multirun: list the sweep's jobs "
             "with --jobs, or drop -m and pass one job's overrides"
+        )
+    pairs = zip(arguments[:-1], arguments[1:], strict=True)
+    shows_hydra = any(a in ("--cfg", "-c") and b == "hydra" for a, b in pairs)
+    if shows_hydra and "--resolve" in arguments:
+        return (
+            "rlcamp-train: error: --cfg hydra --resolve cannot resolve the run folders, which read "
+            "paths.log_dir from the job's config: use --cfg all --resolve, narrowed with -p hydra.run "
+            "(or -p hydra.launcher)"
         )
     return ""
 
