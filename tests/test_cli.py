@@ -76,3 +76,20 @@ def test_cfg_hydra_resolve_is_one_line_naming_cfg_all():
         "rlcamp-train: error: --cfg hydra --resolve cannot resolve the run folders"
     )
     assert "--cfg all --resolve, narrowed with -p hydra.run" in report["code"]
+
+
+def test_cfg_of_an_experiment_sweep_says_it_shows_the_config_before_the_sweep():
+    """experiment=ppo_paper_mujoco sweeps algo, env and seed in its own file: --cfg job shows the
+    config without their values, and one line says so and names --jobs."""
+    result = subprocess.run(
+        [sys.executable, "-m", "rlcamp.cli", "experiment=ppo_paper_mujoco", "--cfg", "job"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and "task_name: ppo_paper_mujoco" in result.stdout
+    assert result.stderr.splitlines() == [
+        "rlcamp-train: this config sweeps algo, env, seed (hydra.sweeper.params): --cfg shows it before "
+        "the sweep's values; list the jobs with --jobs"
+    ]

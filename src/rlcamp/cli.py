@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 
 from rlcamp.utils.conf import CONF_DIR
 from rlcamp.utils.env_tuning import env_ids, follow_env_id
-from rlcamp.utils.sweep_preview import JOBS_FLAG
+from rlcamp.utils.sweep_preview import JOBS_FLAG, sweep_note
 from rlcamp.utils.sweep_preview import main as preview_jobs
 
 
@@ -68,6 +68,10 @@ def train() -> None:
     conflict = flag_conflict(sys.argv[1:])
     if conflict:
         raise SystemExit(conflict)
+    if any(a.split("=")[0] in ("-c", "--cfg") for a in sys.argv[1:]):
+        note = sweep_note(sys.argv[1:])
+        if note:
+            print(note, file=sys.stderr)
     hydra_main()
 
 

@@ -61,6 +61,26 @@ def sweep_jobs(arguments: list[str]) -> tuple[DictConfig, list[list[str]]]:
     return sweep, jobs
 
 
+def sweep_note(arguments: list[str]) -> str:
+    """One line when ``--cfg`` would show a config whose ``hydra.sweeper.params`` make it a sweep
+    (an ``experiment=`` file's): the shown config lacks the swept values; empty otherwise."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        overrides = [a for a in arguments if "=" in a and not a.startswith("-")]
+        try:
+            parsed = OverridesParser.create().parse_overrides(overrides)
+            sweep = compose("train", [o.input_line for o in parsed if not o.is_sweep_override()], True)
+        except (HydraException, OmegaConfBaseException):
+            return ""  # Hydra itself reports a config that does not compose
+    params = dict(sweep.hydra.sweeper.get("params") or {})
+    if not params:
+        return ""
+    swept = ", ".join(params)
+    return (
+        f"rlcamp-train: this config sweeps {swept} (hydra.sweeper.params): --cfg shows it before the "
+        "sweep's values; list the jobs with --jobs"
+    )
+
+
 def key_settings(cfg: DictConfig) -> str:
     """What a job trains, resolved: algorithm, env id, seed, budget, rollout shape, learning rate."""
 
