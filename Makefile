@@ -40,7 +40,7 @@ test-fast: install ## the tests not marked slow
 bench: install ## throughput and time-to-solve benchmark (run alone: it measures wall time)
 	$(BIN)/python scripts/bench.py $(ARGS)
 
-zoo: install ## the table of docs/zoo.md: its missing runs, then the table (ARGS="--jobs 2"; ARGS=--report)
+zoo: install ## the grid of docs/zoo.md: its missing runs, then the table into logs/zoo/report/ (ARGS="--jobs 2"; ARGS="--report --docs" rewrites docs/zoo.md)
 	$(BIN)/python scripts/zoo.py $(ARGS)
 
 lint: install ## ruff check

@@ -3,6 +3,7 @@
     python scripts/variance_study.py                          # as configured (about 2 minutes on one core)
     python scripts/variance_study.py variance_study.batches=50 variance_study.reference_env_steps=200000
     python scripts/variance_study.py --plot-only              # redraw from docs/figures/variance_study.csv
+    python scripts/variance_study.py --docs                   # the study, rewriting docs/figures/
 
 1. Train the config's PPO run on CartPole-v1 (``rlcamp-train experiment=variance_study``, in-process)
    with ``PolicySnapshots`` saving the policy at the configured env steps; skipped when the
@@ -12,7 +13,9 @@
    bias², variance, MSE and cosine of every estimator against the reference.
 3. The exact softmax bandit beside it: REINFORCE with no, mean and exact-value baseline against
    the exact gradient (``bandit_gradients``, the design of ``tests/algos/test_reinforce.py``).
-Writes ``--csv`` (every number), ``--table`` (markdown) and ``--figure``.
+Writes ``variance_study.csv`` (every number), ``variance_study_table.md`` and ``variance_study.png``
+into ``--out`` (default ``logs/variance_study/``, beside the snapshots), or into docs/figures/ with
+``--docs``.
 """
 
 from __future__ import annotations
@@ -241,31 +244,38 @@ def plot(frame: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. variance_study.batches=50")
-    parser.add_argument("--out", type=Path, default=ROOT / "logs" / "variance_study")
-    parser.add_argument("--csv", type=Path, default=FIGURES / "variance_study.csv")
-    parser.add_argument("--figure", type=Path, default=FIGURES / "variance_study.png")
-    parser.add_argument("--table", type=Path, default=FIGURES / "variance_study_table.md")
+    parser.add_argument(
+        "--out", type=Path, default=ROOT / "logs" / "variance_study", help="snapshots and outputs"
+    )
+    parser.add_argument(
+        "--docs", action="store_true", help="write the CSV, table and figure into docs/figures/"
+    )
+    parser.add_argument(
+        "--csv", type=Path, default=FIGURES / "variance_study.csv", help="the rows --plot-only redraws"
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw the figure and table from --csv")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    dest = FIGURES if args.docs else args.out
+    csv, figure, table_md = (dest / f"variance_study{suffix}" for suffix in (".csv", ".png", "_table.md"))
     if args.plot_only:
         frame = pd.read_csv(args.csv)
     else:
         start = time.perf_counter()
         cfg = compose_study(args.overrides, args.out)
         frame = study_rows(cfg, train_snapshots(cfg))
-        args.csv.parent.mkdir(parents=True, exist_ok=True)
-        frame.to_csv(args.csv, index=False)
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_csv(csv, index=False)
         print(f"study: {time.perf_counter() - start:.0f}s")
-    plot(frame, args.figure)
-    args.table.write_text(table(frame))
+    plot(frame, figure)
+    table_md.write_text(table(frame))
     print(table(frame))
-    print(f"figure: {args.figure}\ntable: {args.table}\ndata: {args.csv}")
+    print(f"figure: {figure}\ntable: {table_md}\ndata: {args.csv if args.plot_only else csv}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python scripts/zoo.py --jobs 2                                # the missing runs, then the table
     python scripts/zoo.py --envs cartpole --algos ppo a2c --seeds 1 2 3 --jobs 2
-    python scripts/zoo.py --report                                # only the table, from the summaries
+    python scripts/zoo.py --report                                # only the table, into logs/zoo/report/
+    python scripts/zoo.py --report --docs                         # the same, rewriting docs/zoo.md's table
     python scripts/zoo.py --dry-run                               # print the commands it would run
 
 Running: every run is one ``rlcamp-train experiment=zoo`` subprocess (one torch thread) writing
@@ -15,10 +16,12 @@ Report: the runs found under ``logs/zoo`` plus the runs recorded in docs/figures
 are not there (so a partial rerun, e.g. one env on another machine, updates its cells and keeps the
 rest; ``--fresh`` ignores the record). Per row × env, the IQM of the final ``ep_return_mean``
 (mean return of the last 20 training episodes) with its 95% stratified bootstrap CI
-(``rlcamp.stats.env_estimates``, rliable, seeded), the fraction of seeds reaching the env's solve
-threshold, the seed count and the median training wall seconds; written between the marker
-comments of docs/zoo.md, every run in docs/figures/zoo_runs.csv and every cell in
-docs/figures/zoo_table.csv.
+(``rlcamp.stats.env_estimates``, rliable, seeded, over the sorted scores so the order runs are
+found in changes nothing), the fraction of seeds reaching the env's solve threshold, the seed
+count and the median training wall seconds. It writes ``zoo_table.md`` (the table section),
+``zoo_runs.csv`` (every run) and ``zoo_table.csv`` (every cell) into ``LOG_DIR/zoo/report/``;
+with ``--docs`` it rewrites the table section of docs/zoo.md and docs/figures/zoo_runs.csv and
+zoo_table.csv instead, and from the committed record alone it reproduces them byte for byte.
 """
 
 from __future__ import annotations
@@ -273,7 +276,7 @@ def merge_record(found: pd.DataFrame, record: Path) -> pd.DataFrame:
     """``found`` plus the runs of the ``record`` CSV (an earlier report's zoo_runs.csv) it lacks."""
     if not record.is_file():
         return found
-    recorded = pd.read_csv(record)
+    recorded = pd.read_csv(record, float_precision="round_trip")
     missing = set(RUN_COLUMNS) - set(recorded.columns)
     require(not missing, f"{record} lacks the columns {sorted(missing)}; rerun its runs or pass --fresh")
     key = ["row", "env", "seed"]
@@ -296,7 +299,7 @@ class Cell:
 
 def cell(runs: pd.DataFrame, budget: int, reps: int, seed: int) -> Cell:
     """IQM [95% CI] of the final returns (rliable through ``rlcamp.stats``), solves, wall time."""
-    scores = runs["ep_return_mean"].dropna().to_numpy(float)
+    scores = np.sort(runs["ep_return_mean"].dropna().to_numpy(float))  # the bootstrap is order-sensitive
     steps = runs.loc[runs["status"] == "completed", "env_steps"].to_numpy(float)
     iqm = stats.env_estimates(scores, reps, seed)["iqm"] if len(scores) else None
     walls = runs["wall_seconds"].dropna().to_numpy(float)
@@ -395,16 +398,24 @@ def replace_section(text: str, body: str) -> str:
 
 
 def report(
-    log_dir: Path, doc: Path, figures: Path, reps: int = REPS, seed: int = BOOTSTRAP_SEED, fresh: bool = False
+    log_dir: Path,
+    doc: Path,
+    figures: Path,
+    reps: int = REPS,
+    seed: int = BOOTSTRAP_SEED,
+    fresh: bool = False,
+    record: Path | None = None,
 ) -> str:
     """Tabulate every summary under ``log_dir/zoo`` and, unless ``fresh``, the recorded runs it lacks
-    (``figures/zoo_runs.csv``): rewrite ``doc``'s table section, write the CSVs."""
+    (``record``, by default ``figures/zoo_runs.csv``): rewrite ``doc``'s table section (a new file
+    holds only the section), write the CSVs into ``figures``."""
     protocol = load_protocol()
     finals = load_summaries(log_dir / "zoo", protocol)
     if not fresh:
-        finals = merge_record(finals, figures / "zoo_runs.csv")
+        finals = merge_record(finals, record or figures / "zoo_runs.csv")
     table = cells(finals, protocol, reps, seed)
     body = report_markdown(table, protocol, reps, seed)
+    doc.parent.mkdir(parents=True, exist_ok=True)
     doc.write_text(replace_section(doc.read_text() if doc.is_file() else f"{START}\n{END}\n", body))
     figures.mkdir(parents=True, exist_ok=True)
     finals.sort_values(["env", "row", "seed"]).to_csv(figures / "zoo_runs.csv", index=False)
@@ -440,14 +451,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--envs", nargs="+", choices=protocol.envs, default=list(protocol.envs))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(protocol.seeds))
     parser.add_argument("--log-dir", type=Path, default=ROOT / "logs", help="runs go to LOG_DIR/zoo/")
-    parser.add_argument("--report", action="store_true", help="only build the table from the summaries")
+    parser.add_argument(
+        "--report", action="store_true", help="only build the table (into LOG_DIR/zoo/report/, or --docs)"
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the commands of the missing runs")
     parser.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     parser.add_argument(
-        "--doc", type=Path, default=DOC, help="the Markdown file whose table section is rewritten"
+        "--docs",
+        action="store_true",
+        help="rewrite docs/zoo.md's table and docs/figures/zoo_*.csv (default: LOG_DIR/zoo/report/)",
     )
     parser.add_argument(
-        "--figures", type=Path, default=FIGURES, help="where zoo_runs.csv and zoo_table.csv go"
+        "--doc", type=Path, help="the Markdown file whose table section is rewritten (default: see --docs)"
+    )
+    parser.add_argument(
+        "--figures", type=Path, help="where zoo_runs.csv and zoo_table.csv go (default: see --docs)"
     )
     parser.add_argument(
         "--fresh",
@@ -457,6 +475,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=REPS, help=f"bootstrap resamples (default {REPS})")
     args = parser.parse_args(argv)
     log_dir = args.log_dir.resolve()
+    figures = args.figures or (FIGURES if args.docs else log_dir / "zoo" / "report")
+    doc = args.doc or (DOC if args.docs else figures / "zoo_table.md")
+    # the runs recorded where --figures points, else the committed record
+    record = (args.figures or FIGURES) / "zoo_runs.csv"
     if not args.report:
         if args.jobs < 1:
             raise ConfigError(f"--jobs {args.jobs} must be >= 1")
@@ -467,8 +489,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             print("\n".join(" ".join(command(run, log_dir, args.override)) for run in missing))
             return
         run_grid(missing, log_dir, args.jobs, args.override)
-    print(report(log_dir, args.doc, args.figures, args.reps, fresh=args.fresh))
-    print(f"wrote the table into {args.doc} and the runs into {args.figures}/zoo_runs.csv")
+    print(report(log_dir, doc, figures, args.reps, fresh=args.fresh, record=record))
+    print(f"wrote the table into {doc} and the runs into {figures / 'zoo_runs.csv'}")
 
 
 if __name__ == "__main__":

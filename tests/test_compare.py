@@ -16,7 +16,16 @@ from rliable import library, metrics
 from scipy import stats as scipy_stats
 
 from rlcamp import stats
-from rlcamp.compare import aggregate_curves, final_table, iqm_curves, load_runs, load_wandb, main, setting_of
+from rlcamp.compare import (
+    BUDGET,
+    aggregate_curves,
+    final_table,
+    iqm_curves,
+    load_runs,
+    load_wandb,
+    main,
+    setting_values,
+)
 
 
 def fake_run(
@@ -27,6 +36,7 @@ def fake_run(
     returns: list[float],
     final: float | None,
     extra: tuple[str, ...] = (),
+    config_extra: dict | None = None,
 ) -> None:
     """A run directory as rlcamp-train writes it: metrics.csv, summary.json, .hydra/*.yaml."""
     (path / ".hydra").mkdir(parents=True)
@@ -46,11 +56,8 @@ def fake_run(
         (path / "summary.json").write_text(json.dumps(summary))
     overrides = [f"algo={algo}", f"env={env.split('-')[0].lower()}", f"seed={seed}", "logger=csv", *extra]
     (path / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (path / ".hydra" / "config.yaml").write_text(
-        yaml.safe_dump(
-            {"algo": {"_target_": f"rlcamp.algos.{algo.upper()}"}, "env": {"id": env}, "seed": seed}
-        )
-    )
+    config = {"algo": {"_target_": f"rlcamp.algos.{algo.upper()}"}, "env": {"id": env}, "seed": seed}
+    (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump({**config, **(config_extra or {})}))
 
 
 @pytest.fixture
@@ -68,21 +75,24 @@ def multirun(tmp_path):
     return root
 
 
-def test_setting_drops_identity_and_bookkeeping_overrides():
-    assert (
-        setting_of(
-            [
-                "algo=ppo",
-                "env=hopper",
-                "seed=3",
-                "algo.loss=kl_penalty",
-                "hydra/launcher=joblib",
-                "logger=csv",
-                "+algo.kl_target=0.03",
-            ]
-        )
-        == "algo.kl_target=0.03 algo.loss=kl_penalty"
-    )
+def test_setting_drops_identity_seeds_and_bookkeeping():
+    config = {
+        "algo": {"_target_": "rlcamp.algos.PPO", "seed": "${seed}", "loss": "kl_penalty"},
+        "seed": 3,
+        "total_env_steps": 10000,
+        "paths": {"output_dir": "logs/x"},
+        "logger": {"csv": {"save_dir": "logs/x"}},
+        "num_threads": 1,
+    }
+    choices = {"algo": "ppo", "env": "hopper", "network": "mlp", "hydra/launcher": "joblib", "logger": "csv"}
+    overrides = ["algo=ppo", "env=hopper", "seed=3", "hydra/launcher=joblib", "+algo.kl_target=0.03"]
+    assert setting_values(config, choices, overrides) == {
+        "algo._target_": "rlcamp.algos.PPO",
+        "algo.loss": "kl_penalty",
+        "algo.kl_target": "0.03",
+        "network": "mlp",
+        "total_env_steps": "10000",
+    }
 
 
 def test_final_table_equals_the_summaries(multirun):
@@ -158,6 +168,83 @@ def test_cli_leaves_out_runs_that_did_not_finish_and_counts_them(multirun, tmp_p
     assert len(pd.read_csv(out / "cmp_runs.csv")) == 15
     err = capsys.readouterr().err
     assert "left out 2 run(s) that did not finish (1 preempted, 1 stopped)" in err
+
+
+def test_runs_of_two_budgets_are_two_settings_named_by_the_budget(tmp_path, capsys):
+    """10k and 20k runs are not more seeds of one setting: the budget names them apart, one line says so."""
+    for seed in (1, 2):
+        fake_run(
+            tmp_path / "a" / str(seed), "ppo", "CartPole-v1", seed, [1, 2], 2.0 * seed, (), {BUDGET: 10000}
+        )
+        fake_run(
+            tmp_path / "b" / str(seed), "ppo", "CartPole-v1", seed, [1, 9], 9.0 * seed, (), {BUDGET: 20000}
+        )
+    out = tmp_path / "out"
+    main([str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(out), "--reps", "50"])
+    table = pd.read_csv(out / "compare_final.csv").set_index("label")
+    assert table["n_seeds"].to_dict() == {"ppo total_env_steps=10000": 2, "ppo total_env_steps=20000": 2}
+    assert set(pd.read_csv(out / "compare_runs.csv")["label"]) == set(table.index)
+    err = capsys.readouterr().err
+    assert "runs of 2 budgets (2 of 10000, 2 of 20000 env steps) are compared as separate settings" in err
+
+
+def test_a_run_resumed_into_a_new_folder_counts_once(tmp_path, capsys):
+    """The interrupted first folder and its resumed continuation are one run of seed 1, not two."""
+    fake_run(tmp_path / "runs" / "first", "ppo", "CartPole-v1", 1, [1, 2], 2.0)
+    fake_run(tmp_path / "runs" / "second", "ppo", "CartPole-v1", 1, [1, 2, 5, 8], 8.0)
+    fake_run(tmp_path / "runs" / "other", "ppo", "CartPole-v1", 2, [1, 3, 4, 6], 6.0)
+    summary_path = tmp_path / "runs" / "second" / "summary.json"
+    resumed_from = str(tmp_path / "runs" / "first" / "checkpoints" / "last.ckpt")
+    summary_path.write_text(
+        json.dumps({**json.loads(summary_path.read_text()), "resumed_from": resumed_from})
+    )
+    out = tmp_path / "out"
+    main([str(tmp_path / "runs"), "--out", str(out), "--reps", "50"])
+    row = pd.read_csv(out / "compare_final.csv").iloc[0]
+    assert (row["n_seeds"], row["mean"]) == (2, 7.0)
+    assert "counted 1 resumed run(s) once" in capsys.readouterr().err
+
+
+def test_a_seed_in_two_folders_is_flagged_in_one_line(tmp_path, capsys):
+    fake_run(tmp_path / "m" / "0", "ppo", "CartPole-v1", 1, [1, 2], 2.0)
+    fake_run(tmp_path / "n" / "0", "ppo", "CartPole-v1", 1, [1, 2], 2.0)
+    main([str(tmp_path / "m"), str(tmp_path / "n"), "--out", str(tmp_path / "out"), "--reps", "50"])
+    lines = [line for line in capsys.readouterr().err.splitlines() if "count more than once" in line]
+    assert lines == [
+        "warning: 1 seed(s) count more than once in their setting (CartPole-v1 / ppo seed 1 ×2): "
+        "pass only one folder of each run"
+    ]
+
+
+def test_settings_are_named_by_the_config_values_that_differ(tmp_path):
+    """A value changed in the config (not on the command line) still makes its own setting."""
+    fake_run(tmp_path / "m" / "0", "ppo", "CartPole-v1", 1, [1, 2], 2.0, (), {"algo": {"gamma": 0.99}})
+    fake_run(tmp_path / "m" / "1", "ppo", "CartPole-v1", 1, [1, 3], 3.0, (), {"algo": {"gamma": 0.9}})
+    _, finals = load_runs([tmp_path / "m"])
+    assert sorted(finals["label"]) == ["ppo algo.gamma=0.9", "ppo algo.gamma=0.99"]
+
+
+def test_another_metric_names_the_tables_and_has_no_return_references(multirun, tmp_path):
+    """``--metric train/lr``: tables say train/lr, and no optimality gap or normalized aggregate is
+    computed against return references."""
+    out = tmp_path / "out"
+    main([str(multirun), "--out", str(out), "--reps", "50", "--metric", "train/lr"])
+    assert "of the final train/lr." in (out / "compare_final.md").read_text()
+    rliable_md = (out / "compare_rliable.md").read_text()
+    assert "### CartPole-v1 (train/lr)" in rliable_md and "episode return" not in rliable_md
+    rliable = pd.read_csv(out / "compare_rliable.csv")
+    assert stats.AGGREGATE not in set(rliable["env"]) and rliable["optimality_gap"].isna().all()
+    assert rliable["mean"].tolist() == pytest.approx([1e-3] * len(rliable))
+
+
+def test_an_algorithm_is_labelled_by_its_config_name(tmp_path):
+    """A run of ``algo=actor_critic`` (class QActorCritic, older summaries say qactorcritic)."""
+    fake_run(tmp_path / "r", "qactorcritic", "CartPole-v1", 1, [1, 2], 2.0)
+    config = yaml.safe_load((tmp_path / "r" / ".hydra" / "config.yaml").read_text())
+    config["algo"]["_target_"] = "rlcamp.algos.QActorCritic"
+    (tmp_path / "r" / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    _, finals = load_runs([tmp_path / "r"])
+    assert finals["label"].tolist() == ["actor_critic"]
 
 
 def test_cli_reports_a_missing_directory_in_one_line(tmp_path):

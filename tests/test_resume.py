@@ -244,6 +244,43 @@ def test_ckpt_path_last_resolves_to_the_newest_run_of_the_task(make_cfg, tmp_pat
     assert env_steps_column(runs / "2026-01-03_00-00-00/metrics.csv") == [16, 32, 48, 64]
 
 
+def test_a_resume_into_a_new_folder_warns_only_of_what_the_run_reads(make_cfg, tmp_path, caplog):
+    """Output paths (the CSV logger's folder, the checkpoint callback's) move with the run folder:
+    the warning lists the budget that changed, not them."""
+    first = tmp_path / "logs" / "train" / "runs" / "first"
+    train(make_cfg(*ALIGNED, "total_env_steps=32", output_dir=first))
+    caplog.clear()
+    train(
+        make_cfg(
+            *ALIGNED,
+            "total_env_steps=64",
+            f"ckpt_path={first}/checkpoints/last.ckpt",
+            output_dir=tmp_path / "logs" / "train" / "runs" / "second",
+        )
+    )
+    (warning,) = [r.getMessage() for r in caplog.records if "changed settings" in r.getMessage()]
+    assert warning.endswith("changed settings: algo.total_env_steps: 32 -> 64, total_env_steps: 32 -> 64")
+
+
+def test_ckpt_path_last_that_finds_another_run_names_the_fixes_that_make_sense(make_cfg, tmp_path):
+    """``ckpt_path=last`` took the task's newest checkpoint, another seed's: allowing the change would
+    resume the wrong run, so the refusal names an explicit ckpt_path or another task_name."""
+    runs = tmp_path / "logs" / "train" / "runs"
+    train(make_cfg(*ALIGNED, "total_env_steps=32", output_dir=runs / "seed1"))
+    cfg = make_cfg(
+        *ALIGNED, "seed=2", "ckpt_path=last", f"paths.log_dir={tmp_path}/logs", output_dir=runs / "seed2"
+    )
+    with pytest.raises(ValueError) as refused:
+        train(cfg)
+    message = str(refused.value)
+    assert "belongs to another run (seed: 1 -> 2)" in message and "allow_changes" not in message
+    assert message.endswith(
+        "ckpt_path=last took the newest checkpoint of task train; resume the run you mean with "
+        "ckpt_path=<its run dir>/checkpoints/last.ckpt, or start a fresh run under another task_name "
+        "(task_name=<name>)"
+    )
+
+
 def test_ckpt_path_last_without_a_checkpoint_starts_fresh(make_cfg, tmp_path):
     summary, _ = train(
         make_cfg(

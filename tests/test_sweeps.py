@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from rlcamp.utils.multirun import job_rows, jobs_outcome, render_table
+from rlcamp.utils.multirun import MultirunReport, job_rows, jobs_outcome, render_table
 from tests.helpers.wandb import wandb_records
 
 FAST = ["total_env_steps=512", "callbacks.progress=null", "callbacks.checkpoint=null"]
@@ -55,6 +55,10 @@ def test_basic_launcher_2x2_one_wandb_group_and_a_table(tmp_path):
     assert all(s["status"] == "completed" and s["env_steps"] == 512 for s in runs.values())
     assert f"multirun outputs: {path}/<job>/" in result.stdout
     assert "4/4 jobs completed" in result.stdout and "seed=2 env=acrobot" in result.stdout
+    # one line per job as it ends, one table at the sweep's end, then the compare command
+    job_lines = [line for line in result.stdout.splitlines() if line.startswith("ppo on ")]
+    assert len(job_lines) == 4 and "return (last episodes)" not in result.stdout
+    assert result.stdout.splitlines()[-1] == f"compare:  rlcamp-compare {path}"
 
     groups, ids = set(), set()
     for run_dir in path.glob("*/wandb/offline-run-*"):
@@ -193,3 +197,12 @@ def test_job_table_names_how_an_unfinished_job_ended_and_the_count_says_it(tmp_p
     text = console.export_text()
     assert "stopped: trainer.max_epochs=2" in text and "preempted: SIGTERM" in text
     assert jobs_outcome(rows) == "1/3 jobs completed (1 preempted, 1 stopped)"
+
+
+def test_the_sweeps_end_names_the_compare_command_whole(tmp_path, capsys):
+    sweep = tmp_path / "a sweep" / "multiruns" / "2026-12-03_16-05"
+    (sweep / "0" / ".hydra").mkdir(parents=True)
+    (sweep / "0" / ".hydra" / "overrides.yaml").write_text("- seed=1\n")
+    MultirunReport().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(sweep)}}}))
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert last == f"compare:  rlcamp-compare '{sweep}'"

@@ -12,6 +12,12 @@ from rlcamp.train import train
 from tests.helpers.cli import train_cli
 
 
+def test_the_summary_names_the_algorithm_as_its_config_does(make_cfg, tmp_path):
+    """``algo=actor_critic`` is reported as actor_critic, not its class name (qactorcritic)."""
+    summary, _ = train(make_cfg("algo=actor_critic", "total_env_steps=128", "debug=default"))
+    assert summary["algo"] == "actor_critic" == json.loads((tmp_path / "summary.json").read_text())["algo"]
+
+
 def test_train_writes_summary_metrics_and_checkpoint(make_cfg, tmp_path):
     cfg = make_cfg("total_env_steps=2048", "callbacks.checkpoint.every_env_steps=1024")
     summary, module = train(cfg)

@@ -80,3 +80,16 @@ def test_the_script_tabulates_and_draws_a_studys_rows(tmp_path):
     assert lines[4].startswith(f"| REINFORCE | {first['bias2'] / 2:.3g} [{first['bias2_lo'] / 2:.2g}, ")
     assert sum(line.startswith("| REINFORCE + exact V |") for line in lines) == 1
     assert sum(line.startswith("| GAE λ=1 |") for line in lines) == 2
+
+
+def test_plot_only_writes_into_out_the_committed_table_and_leaves_docs_alone(tmp_path):
+    """``--plot-only`` redraws from the committed CSV into ``--out``; only ``--docs`` rewrites
+    docs/figures/."""
+    script = load_script()
+    committed = {p: p.read_bytes() for p in script.FIGURES.glob("variance_study*")}
+    script.main(["--plot-only", "--out", str(tmp_path)])
+    assert {p: p.read_bytes() for p in committed} == committed
+    assert (tmp_path / "variance_study_table.md").read_text() == (
+        script.FIGURES / "variance_study_table.md"
+    ).read_text()
+    assert (tmp_path / "variance_study.png").stat().st_size > 0

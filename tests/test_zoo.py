@@ -221,6 +221,43 @@ def test_the_report_gives_scipys_iqm_the_solve_fraction_and_rewrites_only_its_se
     assert doc.read_text() == text  # the seeded bootstrap reproduces every number
 
 
+def test_the_report_is_the_same_whatever_order_the_runs_are_found_in(tmp_path):
+    """Seed folders are found as seed_1, seed_10, seed_2…, the record lists them 1, 2…, 10: one table."""
+    for seed, score in enumerate(CARTPOLE, 1):
+        write_summary(tmp_path / "logs", "ppo", "cartpole", seed, score)
+    found = zoo.report(tmp_path / "logs", tmp_path / "a.md", tmp_path / "a", reps=200)
+    recorded = zoo.report(
+        tmp_path / "none", tmp_path / "b.md", tmp_path / "b", reps=200, record=tmp_path / "a" / "zoo_runs.csv"
+    )
+    assert found == recorded
+
+
+def test_the_report_by_default_writes_into_logs_and_leaves_docs_alone(tmp_path):
+    write_summary(tmp_path, "acktr", "acrobot", 1, -90.0)
+    before = {p: p.read_bytes() for p in (zoo.DOC, *zoo.FIGURES.glob("zoo_*.csv"))}
+    zoo.main(["--report", "--log-dir", str(tmp_path), "--reps", "20"])
+    assert {p: p.read_bytes() for p in before} == before
+    report = tmp_path / "zoo" / "report"
+    assert sorted(p.name for p in report.iterdir()) == ["zoo_runs.csv", "zoo_table.csv", "zoo_table.md"]
+    assert "| ACKTR | 10 | " in (report / "zoo_table.md").read_text()  # seed 1 from the logs, 2-10 recorded
+
+
+@pytest.mark.slow
+def test_the_report_from_the_committed_record_reproduces_the_committed_tables(tmp_path):
+    """``--report --docs`` on a clone without logs rewrites docs/zoo.md and docs/figures/zoo_*.csv with
+    exactly what they hold (~30 s: 2000 resamples per cell)."""
+    doc, figures = tmp_path / "zoo.md", tmp_path / "figures"
+    figures.mkdir()
+    doc.write_bytes(zoo.DOC.read_bytes())
+    (figures / "zoo_runs.csv").write_bytes((zoo.FIGURES / "zoo_runs.csv").read_bytes())
+    zoo.main(
+        ["--report", "--log-dir", str(tmp_path / "no_logs"), "--doc", str(doc), "--figures", str(figures)]
+    )
+    assert doc.read_text() == zoo.DOC.read_text()
+    for name in ("zoo_runs.csv", "zoo_table.csv"):
+        assert (figures / name).read_text() == (zoo.FIGURES / name).read_text(), name
+
+
 def test_a_doc_without_its_markers_is_refused():
     with pytest.raises(ConfigError, match="must hold"):
         zoo.replace_section("# no markers\n", "table")

@@ -6,7 +6,7 @@ multiruns or W&B.
     rlcamp-compare --wandb my-entity/rlcamp --band std --baseline ppo --reps 5000 --seed 1
 
 It reads every run below the given directories (a run is a directory with ``metrics.csv`` or
-``summary.json``; its ``.hydra/overrides.yaml`` names the setting), leaves out the runs whose
+``summary.json``; the config values that differ between runs name the setting), leaves out the runs whose
 status says they ended before their budget (``stopped``, ``preempted``, ``interrupted``,
 ``failed``; one line counts them) and writes into ``--out``:
 
@@ -42,12 +42,31 @@ import pandas as pd
 import yaml
 
 from rlcamp import stats
+from rlcamp.utils.conf import algo_name
 
 RETURN = "rollout/ep_return_mean"
 COLUMNS = ["run", "algo", "env", "seed", "setting", "label", "env_steps", "return"]
-# overrides that identify the run rather than the setting compared
-_NOT_SETTING = ("algo", "env", "seed", "experiment", "task_name", "tags", "total_env_steps", "ckpt_path")
-_NOT_SETTING_PREFIXES = ("hydra", "paths", "logger", "callbacks", "trainer", "num_threads", "local", "debug")
+# config keys (by first component) and config groups that house or log a run: never a setting
+_NOT_CONFIG = (
+    "seed",
+    "task_name",
+    "tags",
+    "ckpt_path",
+    "resume",
+    "optimized_metric",
+    "num_threads",
+    "paths",
+    "hydra",
+    "logger",
+    "callbacks",
+    "trainer",
+    "local",
+    "debug",
+    "hparams_search",
+)
+# config groups whose choice is compared by name (the algorithm, the env id), not as a setting
+_IDENTITY_GROUPS = ("algo", "env")
+BUDGET = "total_env_steps"
 
 
 # ----------------------------------------------------------------------------- reading runs
@@ -62,19 +81,70 @@ def find_runs(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(runs)
 
 
-def setting_of(overrides: Sequence[str]) -> str:
-    """The overrides that make a setting (``algo.kl_target=0.003``), without algo, env, seed, paths…"""
-    kept = []
-    for override in overrides:
-        key = override.split("=", 1)[0].lstrip("+~")
-        if key in _NOT_SETTING or key.startswith(_NOT_SETTING_PREFIXES):
-            continue
-        kept.append(override.lstrip("+~"))
-    return " ".join(sorted(kept))
-
-
 def label_of(algo: str, setting: str) -> str:
     return f"{algo} {setting}" if setting else algo
+
+
+def flat_config(config: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{"algo.optimizer.lr": "0.001", ...}``: every leaf of a nested config, its value as text."""
+    flat: dict[str, str] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flat_config(value, f"{name}."))
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def setting_values(
+    config: dict[str, Any], choices: dict[str, Any], overrides: Sequence[str]
+) -> dict[str, str]:
+    """What a run trains, as flat ``key: value`` text: its config and config-group choices
+    (``network: mlp_shared``) without seeds and the keys that house or log it (paths, loggers,
+    trainer…); an override fills a key the saved config lacks. The budget ``total_env_steps`` is in."""
+    values = {
+        group: str(choice)
+        for group, choice in choices.items()
+        if "/" not in group and group not in _IDENTITY_GROUPS
+    }
+    values.update(flat_config(config))
+    for override in overrides:
+        key, _, value = override.lstrip("+~").partition("=")
+        if key not in _IDENTITY_GROUPS:
+            values.setdefault(key, value)
+    return {
+        key: value
+        for key, value in values.items()
+        if key.split(".")[0].split("/")[0] not in _NOT_CONFIG
+        and key.split(".")[-1] != "seed"
+        and value != "None"
+    }
+
+
+def differing_keys(configs: Sequence[dict[str, str]]) -> list[str]:
+    """The keys whose value is not the same in every one of ``configs`` (missing counts as a value),
+    less those under a differing group choice (``network.hidden`` when ``network`` differs)."""
+    keys = sorted({key for config in configs for key in config})
+    differ = [key for key in keys if len({config.get(key) for config in configs}) > 1]
+    return [key for key in differ if not any(key.startswith(f"{group}.") for group in differ)]
+
+
+def name_settings(curves: pd.DataFrame, finals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(curves, finals)`` with ``setting`` and ``label`` named by what differs: within each algo ×
+    env, the ``config`` keys whose values differ between its runs (after the run's W&B ``group``), so
+    runs that trained the same thing with other seeds share a label and no two settings do."""
+    finals = finals.copy()
+    for _, runs in finals.groupby(["algo", "env"], sort=False):
+        keys = differing_keys(list(runs["config"]))
+        for index, row in runs.iterrows():
+            named = " ".join(f"{key}={row['config'].get(key)}" for key in keys)
+            finals.at[index, "setting"] = " ".join(part for part in (row["group"], named) if part)
+    finals["label"] = [label_of(a, s) for a, s in zip(finals["algo"], finals["setting"], strict=True)]
+    curves = curves.copy()
+    for column in ("setting", "label"):
+        curves[column] = curves["run"].map(dict(zip(finals["run"], finals[column], strict=True)))
+    return curves, finals
 
 
 def _yaml(path: Path) -> Any:
@@ -94,7 +164,8 @@ def read_damaged(path: Path, read: Callable[[Path], Any], kind: str) -> Any:
 
 
 def read_run(run_dir: Path, root: Path, metric: str = RETURN) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One run: its tidy curve rows and its final-return record."""
+    """One run: its tidy curve rows and its final record (with ``config``, what it trained, for
+    :func:`name_settings`, and ``resumed_from`` for :func:`drop_continued`)."""
     summary_path = run_dir / "summary.json"
     summary = (
         read_damaged(summary_path, lambda p: json.loads(p.read_text()), "JSON")
@@ -103,22 +174,15 @@ def read_run(run_dir: Path, root: Path, metric: str = RETURN) -> tuple[pd.DataFr
     )
     config = _yaml(run_dir / ".hydra" / "config.yaml") or {}
     overrides = _yaml(run_dir / ".hydra" / "overrides.yaml") or []
+    choices = ((_yaml(run_dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}).get("runtime", {})
     algo_cfg, env_cfg = config.get("algo") or {}, config.get("env") or {}
-    algo = summary.get("algo") or str(algo_cfg.get("_target_", "?")).rsplit(".", 1)[-1].lower()
+    algo = algo_name(algo_cfg["_target_"]) if "_target_" in algo_cfg else summary.get("algo", "?")
     env = summary.get("env_id") or env_cfg.get("id", "?")
     seed = summary.get("seed", config.get("seed"))
-    setting = setting_of([str(o) for o in overrides])
     name = (
         str(Path(root.resolve().name) / run_dir.relative_to(root)) if run_dir != root else root.resolve().name
     )
-    ident = {
-        "run": name,
-        "algo": algo,
-        "env": env,
-        "seed": seed,
-        "setting": setting,
-        "label": label_of(algo, setting),
-    }
+    ident = {"run": name, "algo": algo, "env": env, "seed": seed, "setting": "", "label": algo}
     curve = pd.DataFrame(columns=COLUMNS)
     if (run_dir / "metrics.csv").is_file():
         logged = read_damaged(run_dir / "metrics.csv", pd.read_csv, "CSV")
@@ -135,6 +199,10 @@ def read_run(run_dir: Path, root: Path, metric: str = RETURN) -> tuple[pd.DataFr
         "env_steps": summary.get("env_steps", curve["env_steps"].max() if len(curve) else None),
         "final_return": final,
         "status": summary.get("status", "no summary.json"),
+        "group": "",
+        "config": setting_values(config, choices.get("choices") or {}, [str(o) for o in overrides]),
+        "run_dir": str(run_dir.resolve()),
+        "resumed_from": summary.get("resumed_from"),
     }
     return curve[COLUMNS], record
 
@@ -151,7 +219,7 @@ def load_runs(paths: Iterable[str | Path], metric: str = RETURN) -> tuple[pd.Dat
         raise FileNotFoundError(
             f"no run (a directory with metrics.csv or summary.json) below {list(map(str, paths))}"
         )
-    return _concat(curves), pd.DataFrame(finals)
+    return name_settings(_concat(curves), pd.DataFrame(finals))
 
 
 def load_wandb(
@@ -174,8 +242,8 @@ def load_wandb(
             ) from None
     curves, finals = [], []
     for run in api.runs(project, filters=filters or {}):
-        config = dict(run.config)
-        algo = str((config.get("algo") or {}).get("_target_", "?")).rsplit(".", 1)[-1].lower()
+        config = json.loads(json.dumps(dict(run.config), default=str))
+        algo = algo_name(str((config.get("algo") or {}).get("_target_", "?")))
         env = (config.get("env") or {}).get("id", "?")
         setting = run.group or ""
         ident = {
@@ -198,11 +266,15 @@ def load_wandb(
                 "env_steps": run.summary.get("env_steps"),
                 "final_return": final if final is not None else (rows[-1][metric] if rows else None),
                 "status": run.state,
+                "group": setting,
+                "config": setting_values(config, {}, []),
+                "run_dir": None,
+                "resumed_from": None,
             }
         )
     if not finals:
         raise LookupError(f"W&B project {project} has no runs matching {filters or {}}")
-    return _concat(curves), pd.DataFrame(finals)
+    return name_settings(_concat(curves), pd.DataFrame(finals))
 
 
 # statuses of runs that did not spend their budget: rlcamp's summary.json, W&B's run states
@@ -226,6 +298,74 @@ def drop_unfinished(curves: pd.DataFrame, finals: pd.DataFrame) -> tuple[pd.Data
     return curves[curves["run"].isin(kept["run"])].reset_index(drop=True), kept, note
 
 
+def _run_of_checkpoint(checkpoint: str) -> str:
+    """The run folder a checkpoint path belongs to (``<run>/checkpoints/last.ckpt`` → ``<run>``)."""
+    path = Path(checkpoint).resolve()
+    return str(path.parent.parent if path.parent.name == "checkpoints" else path.parent)
+
+
+def drop_continued(curves: pd.DataFrame, finals: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """``(curves, finals)`` without the runs another compared run resumed from (its ``resumed_from``):
+    a resumed run's ``metrics.csv`` holds the whole chain, so a chain counts once, as its last folder;
+    and a one-line note counting them (empty when none)."""
+    continued = {
+        _run_of_checkpoint(source)
+        for run_dir, source in zip(finals["run_dir"], finals["resumed_from"], strict=True)
+        if isinstance(source, str) and _run_of_checkpoint(source) != run_dir
+    }
+    earlier = finals["run_dir"].isin(continued)
+    if not earlier.any():
+        return curves, finals, ""
+    kept = finals.loc[~earlier].reset_index(drop=True)
+    note = (
+        f"rlcamp-compare: counted {int(earlier.sum())} resumed run(s) once: left out the earlier "
+        "folder(s) a later run resumed from (its metrics.csv holds the whole run)"
+    )
+    return curves[curves["run"].isin(kept["run"])].reset_index(drop=True), kept, note
+
+
+def mixed_budgets(finals: pd.DataFrame) -> str:
+    """A one-line note when the runs have more than one budget (``total_env_steps``), which then
+    name separate settings; empty otherwise."""
+    budgets = finals["config"].map(lambda config: config.get(BUDGET)).dropna()
+    if budgets.nunique() < 2:
+        return ""
+    counts = budgets.value_counts().sort_index(key=lambda b: b.map(float))
+    listed = ", ".join(f"{n} of {budget}" for budget, n in counts.items())
+    return (
+        f"rlcamp-compare: runs of {len(counts)} budgets ({listed} env steps) are compared as separate "
+        f"settings ({BUDGET}=... in their names); pass runs of one budget to pool them"
+    )
+
+
+def duplicate_seeds(finals: pd.DataFrame) -> str:
+    """A one-line warning when a setting counts a seed more than once (the same run in two folders,
+    which would pass for more evidence); empty otherwise."""
+    counts = finals.dropna(subset=["seed"]).groupby(["env", "label", "seed"]).size()
+    repeated = counts[counts > 1]
+    if repeated.empty:
+        return ""
+    listed = ", ".join(f"{env} / {label} seed {seed} ×{n}" for (env, label, seed), n in repeated.items())
+    return (
+        f"warning: {len(repeated)} seed(s) count more than once in their setting ({listed}): "
+        "pass only one folder of each run"
+    )
+
+
+def comparable_runs(
+    curves: pd.DataFrame, finals: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """``(curves, finals, notes)``: a resumed chain once, no unfinished run, settings named by what
+    differs (budget included), and one line for each of: runs left out, mixed budgets, repeated seeds."""
+    curves, finals, continued = drop_continued(curves, finals)
+    curves, finals, unfinished = drop_unfinished(curves, finals)
+    if finals.empty:
+        return curves, finals, [n for n in (continued, unfinished) if n]
+    curves, finals = name_settings(curves, finals)
+    notes = [continued, unfinished, mixed_budgets(finals), duplicate_seeds(finals)]
+    return curves, finals, [note for note in notes if note]
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else pd.DataFrame(columns=COLUMNS)
@@ -239,8 +379,9 @@ def final_table(finals: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def final_markdown(table: pd.DataFrame) -> str:
-    """A Markdown grid: one row per env, one column per label, cells ``mean ± std (n)``."""
+def final_markdown(table: pd.DataFrame, unit: str = "return") -> str:
+    """A Markdown grid: one row per env, one column per label, cells ``mean ± std (n)`` of the final
+    ``unit`` (the compared metric)."""
 
     def cell(row: pd.Series) -> str:
         spread = f" ± {row['std']:.1f}" if not math.isnan(row["std"]) else ""
@@ -251,7 +392,7 @@ def final_markdown(table: pd.DataFrame) -> str:
     for env, rows in table.groupby("env", sort=True):
         cells = {r["label"]: cell(r) for _, r in rows.iterrows()}
         lines.append(f"| {env} | " + " | ".join(cells.get(label, "–") for label in labels) + " |")
-    return "\n".join(lines) + "\n\nmean ± std over seeds (seed count) of the final return.\n"
+    return "\n".join(lines) + f"\n\nmean ± std over seeds (seed count) of the final {unit}.\n"
 
 
 def t_quantile(df: int, level: float = 0.95) -> float:
@@ -342,11 +483,16 @@ def _pyplot() -> Any:
 
 
 def plot_curves(
-    aggregated: pd.DataFrame, stem: str | Path, title: str = "", band: str = "ci95"
+    aggregated: pd.DataFrame,
+    stem: str | Path,
+    title: str = "",
+    band: str = "ci95",
+    unit: str = "episode return",
 ) -> list[Path]:
     """The grid of learning curves, one panel per env, saved as ``stem.png`` and ``stem.svg``.
 
-    ``band`` names what ``aggregated`` holds (a key of ``BAND_TEXT``), for the legend."""
+    ``band`` names what ``aggregated`` holds (a key of ``BAND_TEXT``), for the legend; ``unit``
+    labels the y-axis (the compared metric)."""
     plt = _pyplot()
     envs = sorted(aggregated["env"].unique())
     labels = sorted(aggregated["label"].unique())
@@ -373,7 +519,7 @@ def plot_curves(
     for ax in axes.flat[len(envs) :]:
         ax.set_visible(False)
     for row in axes:
-        row[0].set_ylabel("episode return")
+        row[0].set_ylabel(unit)
     handles = [plt.Line2D([], [], color=colors[label], lw=2) for label in labels]
     fig.legend(
         handles, labels, loc="lower center", ncol=min(len(labels), 6), frameon=False, title=BAND_TEXT[band]
@@ -394,7 +540,12 @@ def _save(fig: Any, stem: Path, suffixes: Sequence[str]) -> list[Path]:
 
 
 def plot_profiles(
-    finals: pd.DataFrame, normalization: dict[str, stats.Normalizer], stem: Path, reps: int, seed: int
+    finals: pd.DataFrame,
+    normalization: dict[str, stats.Normalizer],
+    stem: Path,
+    reps: int,
+    seed: int,
+    unit: str = "episode return",
 ) -> list[Path]:
     """Performance profiles, fraction of runs scoring above τ with 95% CI bands
     (``rliable.plot_utils.plot_performance_profiles``): one panel per env in episode return, and one
@@ -405,8 +556,7 @@ def plot_profiles(
     scores = stats.scores_by_env(finals)
     envs, _ = stats.aggregate_envs(scores, normalization)
     panels = [
-        (env, {label: [runs] for label, runs in by_label.items()}, "episode return")
-        for env, by_label in scores.items()
+        (env, {label: [runs] for label, runs in by_label.items()}, unit) for env, by_label in scores.items()
     ]
     if envs:
         labels = sorted(scores[envs[0]])
@@ -465,9 +615,16 @@ def compare(
     seed: int = 0,
     baseline: str | None = None,
     normalization: dict[str, stats.Normalizer] | None = None,
+    metric: str = RETURN,
 ) -> dict[str, Path]:
-    """Write the tidy table, the final-return tables, the rliable tables and the figures into ``out``."""
+    """Write the tidy table, the final-value tables, the rliable tables and the figures into ``out``.
+
+    A ``metric`` other than the return labels the axes and tables by its name and has no reference
+    scores: no optimality gap and no normalized aggregate over envs."""
+    unit = "episode return" if metric == RETURN else metric
     normalization = stats.NORMALIZATION if normalization is None else normalization
+    if metric != RETURN:
+        normalization = {}
     improvement = stats.improvement_table(finals, reps, seed, baseline)  # first: it checks ``baseline``
     out.mkdir(parents=True, exist_ok=True)
     paths = {
@@ -482,11 +639,13 @@ def compare(
     curves.to_csv(paths["runs"], index=False)
     table = final_table(finals)
     table.to_csv(paths["final_csv"], index=False)
-    paths["final_md"].write_text(final_markdown(table))
+    paths["final_md"].write_text(final_markdown(table, "return" if metric == RETURN else metric))
     rliable, notes = stats.rliable_table(finals, normalization, reps, seed)
+    if metric != RETURN:
+        notes.insert(0, f"{metric} has no reference scores: no optimality gap, no aggregate over envs")
     notes += stats.reliability_warnings(stats.scores_by_env(finals))
     rliable.to_csv(paths["rliable_csv"], index=False)
-    paths["rliable_md"].write_text(stats.rliable_markdown(rliable, notes, reps, seed))
+    paths["rliable_md"].write_text(stats.rliable_markdown(rliable, notes, reps, seed, unit))
     improvement.to_csv(paths["improvement_csv"], index=False)
     paths["improvement_md"].write_text(
         stats.improvement_markdown(improvement, reps, seed)
@@ -494,11 +653,13 @@ def compare(
         else "no two settings share an env: no probability of improvement.\n"
     )
     if len(rliable):
-        (paths["profiles"],) = plot_profiles(finals, normalization, out / f"{name}_profiles", reps, seed)
+        (paths["profiles"],) = plot_profiles(
+            finals, normalization, out / f"{name}_profiles", reps, seed, unit
+        )
     if len(curves):
-        png, svg = plot_curves(aggregate_curves(curves, band), out / name, title, band)
+        png, svg = plot_curves(aggregate_curves(curves, band), out / name, title, band, unit)
         iqm_png, iqm_svg = plot_curves(
-            iqm_curves(curves, reps, seed), out / f"{name}_iqm_curves", title, "iqm"
+            iqm_curves(curves, reps, seed), out / f"{name}_iqm_curves", title, "iqm", unit
         )
         paths.update(png=png, svg=svg, iqm_png=iqm_png, iqm_svg=iqm_svg)
     return paths
@@ -568,8 +729,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             finals.append(f)
     except (FileNotFoundError, LookupError, ValueError) as error:
         sys.exit(f"rlcamp-compare: {error}")
-    all_curves, all_finals, note = drop_unfinished(_concat(curves), pd.concat(finals, ignore_index=True))
-    if note:
+    all_curves, all_finals, notes = comparable_runs(_concat(curves), pd.concat(finals, ignore_index=True))
+    for note in notes:
         print(note, file=sys.stderr)
     if all_finals.empty:
         sys.exit("rlcamp-compare: no finished run to compare")
@@ -586,6 +747,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.seed,
             args.baseline,
             args.normalization,
+            args.metric,
         )
     except ValueError as error:
         sys.exit(f"rlcamp-compare: {error}")

@@ -351,16 +351,22 @@ def _scopes(table: pd.DataFrame) -> list[str]:
     return envs + ([AGGREGATE] if AGGREGATE in set(table["env"]) else [])
 
 
-def rliable_markdown(table: pd.DataFrame, notes: Sequence[str], reps: int, seed: int) -> str:
-    """One Markdown table per env, then the aggregate, then the notes and how the CIs were made."""
+def rliable_markdown(
+    table: pd.DataFrame, notes: Sequence[str], reps: int, seed: int, unit: str = "episode return"
+) -> str:
+    """One Markdown table per env (in ``unit``, the compared metric), then the aggregate, then the
+    notes and how the CIs were made."""
     names = {"iqm": "IQM", "median": "median", "mean": "mean", "optimality_gap": "optimality gap"}
     lines = [] if len(table) else ["no run has a final return.", ""]
     for env in _scopes(table):
         rows = table[table["env"] == env]
         normalized = bool(rows["normalized"].iloc[0])
         digits = 3 if normalized else 1
-        unit = "normalized score" if normalized else "episode return"
-        lines += [f"### {env} ({unit})", "", "| setting | runs | " + " | ".join(names.values()) + " |"]
+        lines += [
+            f"### {env} ({'normalized score' if normalized else unit})",
+            "",
+            "| setting | runs | " + " | ".join(names.values()) + " |",
+        ]
         lines.append("|---|---:|" + "---|" * len(names))
         for _, r in rows.iterrows():
             cells = [_cell(r[m], r[f"{m}_low"], r[f"{m}_high"], digits) for m in METRICS]

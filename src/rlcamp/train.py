@@ -2,6 +2,8 @@
 
 rlcamp-train algo=ppo env=hopper seed=3
 rlcamp-train -m algo.optimizer.lr=1e-3,3e-4 seed=1,2,3
+
+The command's entry point is the light :mod:`rlcamp.cli`, which imports this module when a job starts.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Checkpoint, Timer
 from pytorch_lightning.utilities import rank_zero_only
@@ -25,14 +26,15 @@ from pytorch_lightning.utilities import rank_zero_only
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
 from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
-from rlcamp.utils.build import CONF_DIR, build, instantiate_group
+from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import hpc_checkpoint, metrics_history, replay_metrics
+from rlcamp.utils.conf import CONF_DIR, algo_name
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
-from rlcamp.utils.summary import ENDING_KEYS, print_summary, read_summary, write_summary
+from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
 from rlcamp.utils.validation import check_run_keys, validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
-__all__ = ["build", "main", "run_job", "train"]
+__all__ = ["CONF_DIR", "build", "main", "run_job", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +100,7 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
     summary = {
         **run_ending(trainer, module, preempted_by),
         **module.summary(),
+        "algo": algo_name(cfg.algo._target_),
         "seed": cfg.seed,
         "output_dir": str(output_dir),
         "resumed_from": str(ckpt_path) if ckpt_path else None,
@@ -111,7 +114,8 @@ def fit_run(cfg: DictConfig) -> tuple[dict[str, Any], OnPolicyAlgorithm]:
         )
     if trainer.is_global_zero:  # srun-started ranks each run train(); rank 0 reports
         write_summary(output_dir, summary)
-        print_summary(summary)
+        multirun = is_multirun()
+        print_summary(summary, comparison_dir(output_dir, multirun, cfg.task_name), multirun)
     return summary, module
 
 
@@ -170,7 +174,7 @@ def record_failure(cfg: DictConfig, error: Exception) -> None:
     output_dir = Path(cfg.paths.output_dir)
     message = str(error).splitlines()[0] if str(error) else ""
     summary = {
-        "algo": str(OmegaConf.select(cfg, "algo._target_", default="")).rsplit(".", 1)[-1].lower(),
+        "algo": algo_name(str(OmegaConf.select(cfg, "algo._target_", default=""))),
         "env_id": OmegaConf.select(cfg, "env.id"),
         "seed": cfg.get("seed"),
         "output_dir": str(output_dir),
@@ -235,19 +239,12 @@ def recorded_metric(cfg: DictConfig) -> float | None:
     return float(value) if value is not None else None
 
 
-@hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
-def hydra_main(cfg: DictConfig) -> float | None:
-    """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna), NaN if the job failed."""
-    return run_job(cfg)
-
-
 def main() -> None:
-    """``rlcamp-train``: load ``.env`` (secrets stay in the environment), then run Hydra.
+    """``rlcamp-train`` as installed before its entry point moved to :func:`rlcamp.cli.train`
+    (``pip install -e .`` updates the script); ``python -m rlcamp.train`` runs the same."""
+    from rlcamp.cli import train as cli_train
 
-    The ``.env`` is looked up from the working directory upwards (not from the installed package).
-    """
-    load_dotenv(find_dotenv(usecwd=True), override=False)
-    hydra_main()
+    cli_train()
 
 
 if __name__ == "__main__":

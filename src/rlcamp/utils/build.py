@@ -11,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-CONF_DIR = str(Path(__file__).resolve().parents[3] / "conf")
+from rlcamp.utils.conf import CONF_DIR
+
 # the config nodes ``build`` instantiates: all that rebuilding a checkpoint's module builds
 MODULE_NODES = ("env", "network", "algo")
 

@@ -318,20 +318,52 @@ def is_identity_key(key: str) -> bool:
     return any(key == name or key.startswith(name + ".") for name in RUN_IDENTITY)
 
 
+def follows_run_dir(change: tuple[Any, Any], saved_dir: str, current_dir: str) -> bool:
+    """A value that moved with the run folder (``logger.csv.save_dir``, a callback's ``dirpath``):
+    the same place relative to each run's output directory, so nothing the run reads changed."""
+    old, new = change
+    return (
+        isinstance(old, str)
+        and isinstance(new, str)
+        and bool(saved_dir)
+        and saved_dir in old
+        and old.replace(saved_dir, current_dir) == new
+    )
+
+
+def another_run_fixes(cfg: DictConfig, path: str | Path, refused: list[str]) -> str:
+    """The fixes of a refused resume that make sense: the checkpoint ``ckpt_path=last`` took from
+    another folder is another run's, so name the run to resume or start fresh under another
+    ``task_name``; a checkpoint named by hand or the folder's own may take a deliberate change."""
+    own = Path(cfg.paths.output_dir, "checkpoints", "last.ckpt")
+    if str(cfg.get("ckpt_path")) == "last" and Path(path).resolve() != own.resolve():
+        return (
+            f"ckpt_path=last took the newest checkpoint of task {cfg.task_name}; resume the run you mean "
+            "with ckpt_path=<its run dir>/checkpoints/last.ckpt, or start a fresh run under another "
+            "task_name (task_name=<name>)"
+        )
+    return (
+        "resume with the checkpoint's settings, start a fresh run (a new task_name, or no ckpt_path), "
+        f"or allow a deliberate change with resume.allow_changes=[{','.join(refused)}]"
+    )
+
+
 def check_same_run(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path) -> None:
     """Refuse a resume whose config differs from the checkpoint's in a ``RUN_IDENTITY`` key.
 
     Keys listed in ``resume.allow_changes`` (a deliberate change) and all other keys (budget,
     loggers, callbacks, trainer, threads, paths, the algorithm's loss hyperparameters) may differ;
-    the changes are logged.
+    the changes are logged, less the values that only moved with the run folder.
     """
     saved = checkpoint.get("rlcamp", {}).get("config") or {}
     current = OmegaConf.to_container(cfg, resolve=True)
     allowed = [str(key) for key in (OmegaConf.select(cfg, "resume.allow_changes", default=None) or [])]
+    saved_dir = str((saved.get("paths") or {}).get("output_dir") or "")
     changes = {
         key: change
         for key, change in config_changes(saved, current).items()
         if not key.startswith(("paths.", "resume.", "ckpt_path", "hydra."))
+        and not follows_run_dir(change, saved_dir, str(cfg.paths.output_dir))
     }
     refused = [
         key
@@ -341,9 +373,7 @@ def check_same_run(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path
     if refused:
         listed = ", ".join(f"{key}: {changes[key][0]!r} -> {changes[key][1]!r}" for key in refused)
         raise CheckpointError(
-            f"{path} belongs to another run ({listed}); resume with the checkpoint's settings, start a "
-            "fresh run (a new task_name, or no ckpt_path), or allow a deliberate change with "
-            f"resume.allow_changes=[{','.join(refused)}]"
+            f"{path} belongs to another run ({listed}); {another_run_fixes(cfg, path, refused)}"
         )
     if changes:
         log.warning(

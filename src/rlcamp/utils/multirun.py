@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -120,7 +121,8 @@ def _sqlite_path(storage: Any) -> Path | None:
 
 
 class MultirunReport(Callback):
-    """At the start of a multirun, print its output directory; at the end, a table of its jobs.
+    """At the start of a multirun, print its output directory; at the end, a table of its jobs and
+    the command that compares them, whole on its own line.
 
     The table shows at most ``max_rows`` jobs (the first ones) so it fits one screen. The callback
     also creates the directory of an SQLite sweeper storage (Optuna's ``hydra.sweeper.storage``),
@@ -155,3 +157,4 @@ class MultirunReport(Callback):
                 f"... and {len(rows) - self.max_rows} more jobs (each has its summary.json)", soft_wrap=True
             )
         console.print(f"{jobs_outcome(rows)}; outputs in {sweep_dir}", soft_wrap=True)
+        print(f"compare:  rlcamp-compare {shlex.quote(str(sweep_dir))}", flush=True)

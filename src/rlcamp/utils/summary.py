@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,12 +64,53 @@ def read_summary(output_dir: str | Path) -> dict[str, Any]:
     return summary if isinstance(summary, dict) else {}
 
 
-def print_summary(summary: dict[str, Any]) -> None:
-    """The end of a run as a small table: outcome, throughput, where it went and what to run next."""
+# the task of runs started without task_name=...: its runs folder holds every such run of the clone
+DEFAULT_TASK = "train"
+
+
+def comparison_dir(output_dir: str | Path, multirun: bool, task_name: str) -> Path:
+    """What a run's summary suggests comparing: its multirun's folder, its named task's runs folder,
+    else the run alone (the default task's folder pools every run ever made in the clone)."""
+    run_dir = Path(output_dir)
+    if multirun or (task_name != DEFAULT_TASK and run_dir.parent.name == "runs"):
+        return run_dir.parent
+    return run_dir
+
+
+def next_commands(summary: dict[str, Any], compare_dir: str | Path) -> list[tuple[str, str]]:
+    """``(name, text)`` of the run dir and the commands to run next, each whole and shell-quoted."""
+    run_dir = Path(summary["output_dir"])
+    checkpoint = run_dir / "checkpoints" / "last.ckpt"
+    lines = [("run dir", shlex.quote(str(run_dir)))]
+    if checkpoint.is_file():
+        lines.append(("evaluate", f"rlcamp-eval ckpt_path={shlex.quote(str(checkpoint))}"))
+    lines.append(("compare", f"rlcamp-compare {shlex.quote(str(compare_dir))}"))
+    return lines
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line for a sweep's job: outcome, return, env steps, time, run dir (the table comes at the
+    sweep's end)."""
+    parts = [f"{summary['algo']} on {summary['env_id']}, seed {summary['seed']}: {summary['status']}"]
+    if _json_safe(summary.get("ep_return_mean")) is not None:
+        parts.append(f"return {summary['ep_return_mean']:.2f}")
+    if summary.get("env_steps") is not None:
+        parts.append(f"{summary['env_steps']} env steps")
+    if _json_safe(summary.get("wall_seconds")) is not None:
+        parts.append(f"{summary['wall_seconds']:.1f} s")
+    return ", ".join(parts) + f" -> {summary['output_dir']}"
+
+
+def print_summary(summary: dict[str, Any], compare_dir: str | Path, multirun: bool = False) -> None:
+    """The end of a run: a small table (outcome, throughput), then the run dir and the commands to
+    run next on their own lines, whole at any terminal width and in a log file. A sweep's job prints
+    :func:`summary_line` instead; its table comes at the sweep's end."""
+    if multirun:
+        print(summary_line(summary), flush=True)
+        return
     from rich.console import Console
     from rich.table import Table
 
-    run_dir, checkpoint = Path(summary["output_dir"]), Path(summary["output_dir"], "checkpoints", "last.ckpt")
     rows = {
         "return (last episodes)": ("ep_return_mean", "%.2f"),
         "eval return": ("eval_return_mean", "%.2f"),
@@ -84,8 +126,6 @@ def print_summary(summary: dict[str, Any]) -> None:
     for name, (key, fmt) in rows.items():
         if _json_safe(summary.get(key)) is not None:
             table.add_row(name, fmt % summary[key])
-    table.add_row("run dir", str(run_dir))
-    if checkpoint.is_file():
-        table.add_row("evaluate", f"rlcamp-eval ckpt_path={checkpoint}")
-    table.add_row("compare", f"rlcamp-compare {run_dir.parent}")
     Console().print(table)
+    for name, text in next_commands(summary, compare_dir):
+        print(f"{name + ':':<10}{text}", flush=True)
