@@ -15,10 +15,11 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from rlcamp.evaluate import run_eval
 from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.train import train
 from rlcamp.utils.checkpoint import CheckpointError, load_checkpoint, load_run
-from tests.helpers.config import config_options
+from tests.helpers.config import compose_eval, config_options
 
 
 class Payload:
@@ -87,6 +88,8 @@ def test_every_algorithms_checkpoint_loads_evaluates_and_resumes(make_cfg, tmp_p
     assert cfg.algo._target_ == make_cfg(*tiny).algo._target_
     result = evaluate_policy(module.policy, module.env_factory, n_episodes=1)
     assert len(result.returns) == 1
+    report = run_eval(compose_eval([f"ckpt_path={ckpt}", "n_episodes=1"], tmp_path / "eval"))
+    assert report["algo"] == algo and len(report["returns"]) == 1  # the config name, as summary.json
     summary, _ = train(
         make_cfg(*tiny, "total_env_steps=64", f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed")
     )

@@ -98,3 +98,11 @@ def test_an_unreachable_server_falls_back_to_offline_with_one_warning(
     message = record.getMessage()
     assert "\n" not in message and message.startswith("W&B: cannot reach http://127.0.0.1:9 (")
     assert f"logging offline; upload later with: wandb sync {tmp_path}/wandb/offline-run-*" in message
+
+
+def test_run_name_uses_the_algorithms_config_name(make_cfg):
+    """``actor_critic``, as the command line chose it, not the class name ``qactorcritic``."""
+    from rlcamp.utils.wandb import run_name
+
+    assert run_name(make_cfg("algo=actor_critic", "seed=4")) == "actor_critic-CartPole-v1-s4"
+    assert run_name(make_cfg("algo=ppo_kl")).startswith("ppo_kl-")

@@ -71,6 +71,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     from rlcamp.train import quiet_libraries
     from rlcamp.utils.build import instantiate_group
     from rlcamp.utils.checkpoint import load_run
+    from rlcamp.utils.conf import algo_name
     from rlcamp.utils.validation import check_renders_frames
     from rlcamp.utils.wandb import (
         define_env_step_axis,
@@ -104,7 +105,7 @@ def run_eval(cfg: DictConfig) -> dict[str, Any]:
     report = {
         "ckpt_path": str(Path(cfg.ckpt_path).resolve()),
         "env_id": module.env_factory.id,
-        "algo": type(module).__name__.lower(),
+        "algo": algo_name(str(run_cfg.algo._target_)),
         "train_seed": run_cfg.get("seed"),
         "train_env_steps": module.env_steps,
         "n_episodes": cfg.n_episodes,

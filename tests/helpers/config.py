@@ -18,6 +18,19 @@ def compose_train(overrides: list[str], output_dir: Path | str) -> DictConfig:
     return cfg
 
 
+def compose_eval(overrides: list[str], output_dir: Path | str) -> DictConfig:
+    """``conf/eval.yaml`` + overrides, as ``rlcamp-eval`` would run it, writing to ``output_dir``."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(config_name="eval", overrides=overrides)
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
 def config_options(group: str) -> list[str]:
     """The selectable options of a config group (files starting with ``_`` are bases)."""
     return sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml") if not p.stem.startswith("_"))

@@ -22,6 +22,8 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig, open_dict
 
+from rlcamp.utils.conf import algo_name
+
 log = logging.getLogger(__name__)
 
 WANDB_LOGGER = "pytorch_lightning.loggers.WandbLogger"
@@ -74,7 +76,7 @@ def sweep_group(task_name: str) -> str:
 
 def run_name(cfg: DictConfig) -> str:
     """``<algo>-<env id>-s<seed>``, e.g. ``ppo-CartPole-v1-s3``."""
-    algo = str(cfg.algo.get("_target_", "run")).rsplit(".", 1)[-1].lower()
+    algo = algo_name(str(cfg.algo.get("_target_", "run")))
     return f"{algo}-{cfg.env.id}-s{cfg.seed}"
 
 
