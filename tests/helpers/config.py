@@ -20,15 +20,7 @@ def compose_train(overrides: list[str], output_dir: Path | str) -> DictConfig:
 
 def compose_eval(overrides: list[str], output_dir: Path | str) -> DictConfig:
     """``conf/eval.yaml`` + overrides, as ``rlcamp-eval`` would run it, writing to ``output_dir``."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="eval", overrides=overrides)
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
+    return compose_config(overrides, output_dir, config_name="eval")
 
 
 def config_options(group: str) -> list[str]:

@@ -17,12 +17,13 @@ from rlcamp.utils.conf import CONF_DIR
 MODULE_NODES = ("env", "network", "algo")
 
 
-def compose_config(overrides: list[str], output_dir: str | Path) -> DictConfig:
-    """``conf/train.yaml`` + ``overrides`` composed outside a Hydra app (scripts, tests), writing to
-    ``output_dir``: the config ``rlcamp-train`` would run with those overrides."""
+def compose_config(overrides: list[str], output_dir: str | Path, config_name: str = "train") -> DictConfig:
+    """``conf/<config_name>.yaml`` + ``overrides`` composed outside a Hydra app (scripts, tests),
+    writing to ``output_dir``: the config ``rlcamp-train`` (``config_name="eval"``: ``rlcamp-eval``)
+    would run with those overrides."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(config_name="train", overrides=overrides)
+        cfg = compose(config_name=config_name, overrides=overrides)
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
     return cfg
