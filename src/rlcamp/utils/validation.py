@@ -143,9 +143,24 @@ def check_node_keys(node: DictConfig, cls: type, group: str, skip: tuple[str, ..
         check_value_type(f"{group}.{key}", node[key], params[key])
 
 
+def env_factory_class(cfg: DictConfig) -> type:
+    """The class ``env._target_`` names (an env family's ``VecEnvFactory``, e.g. Atari's); a one-line
+    error for anything else."""
+    target = str(OmegaConf.select(cfg, "env._target_", default="rlcamp.envs.VecEnvFactory"))
+    try:
+        cls = hydra.utils.get_class(target)
+    except Exception as err:
+        raise ConfigError(f"env._target_={target} is not an importable class") from err
+    if not (isinstance(cls, type) and issubclass(cls, VecEnvFactory)):
+        raise ConfigError(
+            f"env._target_={target} is not a VecEnvFactory (rlcamp.envs.VecEnvFactory or a subclass)"
+        )
+    return cls
+
+
 def check_env_keys(cfg: DictConfig) -> None:
     """The env recipe's keys and value types (see ``check_node_keys``) and ``env.max_episode_steps``."""
-    check_node_keys(cfg.env, VecEnvFactory, "env")
+    check_node_keys(cfg.env, env_factory_class(cfg), "env")
     steps = OmegaConf.select(cfg, "env.max_episode_steps")
     if steps is not None and steps < 1:
         raise ConfigError(f"env.max_episode_steps={steps} must be >= 1 or null (no time limit)")
