@@ -11,7 +11,9 @@ every number by 1.1-2.2x):
 3. the wall-clock time the default run (tuned CartPole) takes to first reach a mean return of 475;
 4. with ``--sb3`` and stable-baselines3 importable, SB3's PPO at the same settings, side by side;
 5. with EnvPool importable, gymnasium vs EnvPool (``env.backend``) on CartPole-v1 and Hopper-v5: 1. and
-   2. again for each backend, the two interleaved seed by seed (``--backends-only``: this section alone).
+   2. again for each backend, the two interleaved seed by seed (``--backends-only``: this section alone);
+6. with ``--atari``, only PPO on Atari Pong beside SB3's (``scripts/atari_bench.py``, which takes the
+   other arguments).
 
 One torch thread throughout; each figure is the median of ``--repeats`` runs.
 """
@@ -232,6 +234,12 @@ def print_table(header: list[str], rows: list[list[str]]) -> None:
 
 
 def main() -> None:
+    if "--atari" in sys.argv[1:]:
+        import atari_bench  # scripts/, on the path of the script being run
+
+        sys.argv.remove("--atari")
+        atari_bench.main()
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cartpole-steps", type=int, default=100_000)
