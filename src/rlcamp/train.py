@@ -25,13 +25,14 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
+from rlcamp.config_checks import check_run_keys
 from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
 from rlcamp.utils.build import build, instantiate_group
 from rlcamp.utils.checkpoint import hpc_checkpoint, metrics_history, replay_metrics
 from rlcamp.utils.conf import CONF_DIR, algo_name
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
 from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
-from rlcamp.utils.validation import check_run_keys, validate_run
+from rlcamp.utils.validation import validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
 __all__ = ["CONF_DIR", "build", "main", "run_job", "train"]

@@ -1,14 +1,17 @@
 """Check a composed run config before any vector env is built and before anything is written.
 
 Every failure is one line that names the config key and the fix, raised as ``ConfigError``,
-``EnvError`` or ``CheckpointError`` (all ``ValueError``). The order:
+``EnvError`` or ``CheckpointError`` (all ``ValueError``). The checks that the config alone
+decides (seed, the env recipe's values, the algorithm's hyperparameters) are written in
+:mod:`rlcamp.config_checks`, which ``rlcamp-train`` runs before importing torch. The order:
 
 0. the run's own keys and the env recipe's: ``seed`` (an integer in [0, 2**32 - 1]), ``num_threads``,
-   ``env.max_episode_steps``, a string or float where a number or an integer belongs, a key
-   (added with ``+``) that the env recipe or (in 2.) the env does not take;
+   a string or float where a number or an integer belongs, a key (added with ``+``) that the env
+   recipe or (in 2.) the env does not take;
 1. the trainer: ``trainer=gpu`` without CUDA;
-2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
-   unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra,
+2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``,
+   ``env.max_episode_steps``, an unknown ``env.id`` (with close registered names), a MuJoCo env
+   without the ``mujoco`` extra,
    ``env.kwargs.render_mode`` (rlcamp chooses it), ``callbacks.eval.video=true`` with an env that
    cannot render frames;
 3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's,
@@ -46,6 +49,7 @@ from hydra.errors import InstantiationException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rlcamp.config_checks import check_run_keys, require_number
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError, NothingToTrain
 from rlcamp.utils.build import build
@@ -68,30 +72,6 @@ def _instantiate(node: DictConfig) -> Any:
         if isinstance(err.__cause__, VALIDATION_ERRORS):
             raise err.__cause__ from None
         raise
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# numpy's and Lightning's seeding take unsigned 32-bit seeds
-MAX_SEED = 2**32 - 1
-
-
-def check_run_keys(cfg: DictConfig) -> None:
-    """``seed`` an integer in [0, ``MAX_SEED``], ``num_threads`` an integer >= 0 (0: torch's default)."""
-    seed = cfg.get("seed")
-    if not _is_int(seed):
-        raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=1")
-    if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"seed={seed} must be in [0, {MAX_SEED}] (an unsigned 32-bit seed), e.g. seed=1")
-    threads = cfg.get("num_threads")
-    if threads is not None and not (_is_int(threads) and threads >= 0):
-        raise ConfigError(f"num_threads={threads!r} must be an integer >= 0 (0 keeps torch's default)")
 
 
 def init_parameters(cls: type) -> dict[str, Any]:
@@ -123,10 +103,8 @@ def check_value_type(key: str, value: Any, hint: Any) -> None:
     base = next((a for a in args if a is not type(None)), hint) if len(args) == 2 and optional else hint
     if value is None and optional:
         return
-    if base is int and not _is_int(value):
-        raise ConfigError(f"{key}={value!r} must be an integer")
-    if base is float and not _is_number(value):
-        raise ConfigError(f"{key}={value!r} must be a number")
+    if base in (int, float):
+        require_number(key, value, integer=base is int)
 
 
 def check_node_keys(node: DictConfig, cls: type, group: str, skip: tuple[str, ...] = ()) -> None:
@@ -144,11 +122,9 @@ def check_node_keys(node: DictConfig, cls: type, group: str, skip: tuple[str, ..
 
 
 def check_env_keys(cfg: DictConfig) -> None:
-    """The env recipe's keys and value types (see ``check_node_keys``) and ``env.max_episode_steps``."""
+    """The env recipe's keys and value types (see ``check_node_keys``); its values are
+    ``VecEnvFactory``'s to check (``check_env_recipe``)."""
     check_node_keys(cfg.env, VecEnvFactory, "env")
-    steps = OmegaConf.select(cfg, "env.max_episode_steps")
-    if steps is not None and steps < 1:
-        raise ConfigError(f"env.max_episode_steps={steps} must be >= 1 or null (no time limit)")
 
 
 def check_algo_keys(cfg: DictConfig) -> None:
