@@ -23,7 +23,7 @@ decides (seed, the env recipe's values, the algorithm's hyperparameters) are wri
 5. the checkpoint against the module: trained on other spaces, or with another network;
 6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
    ``checkpoints/`` must be writable (or creatable). The folder Hydra makes for the run is
-   checked before Hydra makes it (``RunFolderCheck``, a Hydra callback);
+   checked before Hydra makes it (``rlcamp.utils.run_dir.RunFolderCheck``, a Hydra callback);
 7. a resume must have env steps left to train: else ``NothingToTrain`` (not an error, the run is
    complete).
 """
@@ -34,7 +34,6 @@ import difflib
 import importlib.util
 import inspect
 import os
-import sys
 import types
 import typing
 from pathlib import Path
@@ -46,7 +45,6 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from rlcamp.config_checks import check_run_keys, require_number
@@ -61,6 +59,7 @@ from rlcamp.utils.checkpoint import (
     load_checkpoint,
     resolve_ckpt_path,
 )
+from rlcamp.utils.run_dir import check_folder
 from rlcamp.utils.trust import targets_of
 
 
@@ -189,22 +188,6 @@ def check_video(cfg: DictConfig, env_id: str) -> None:
         check_renders_frames(env_id, "callbacks.eval.video")
 
 
-def check_folder(directory: Path) -> None:
-    """``directory`` (or its nearest existing parent) must be a writable folder, so that a
-    read-only folder, or a file in the way, is found now rather than at the first write."""
-    existing = next(d for d in (directory, *directory.parents) if d.exists())
-    if not existing.is_dir():
-        raise ConfigError(
-            f"{directory} cannot be created: {existing} is a file, not a folder; "
-            "write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
-            "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-        )
-
-
 def check_writable(cfg: DictConfig) -> None:
     """The run folder and ``checkpoints/`` must be writable or creatable (``check_folder``)."""
     dirs = [Path(cfg.paths.output_dir)]
@@ -213,25 +196,6 @@ def check_writable(cfg: DictConfig) -> None:
         dirs.append(Path(str(ckpt_dir)))
     for directory in dirs:
         check_folder(directory)
-
-
-class RunFolderCheck(Callback):
-    """Hydra callback: the run (or sweep) folder Hydra is about to create must be creatable and
-    writable (``check_folder``), else ``rlcamp-<app>: error: ...`` in one line, exit 1, instead
-    of the traceback of Hydra's own ``mkdir``."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.run.dir, kwargs.get("config_name"))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.sweep.dir, kwargs.get("config_name"))
-
-    @staticmethod
-    def _check(directory: str, config_name: str | None) -> None:
-        try:
-            check_folder(Path(str(directory)))
-        except ConfigError as err:
-            sys.exit(f"rlcamp-{config_name or 'train'}: error: {err}")
 
 
 # what one transition holds during a rollout and its update: copies of its stored observation (the
