@@ -9,7 +9,7 @@ STAMP := $(VENV)/.install-stamp
 #   make install TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= dev,mujoco,envpool,minatar
+EXTRAS ?= dev,mujoco,envpool,minatar,atari
 ARGS ?=
 
 .PHONY: help install train test test-fast bench zoo lint format clean clean-logs
@@ -29,11 +29,12 @@ install: $(STAMP) ## create .venv and install rlcamp (skipped when pyproject.tom
 train: install ## train PPO on CartPole-v1 to 500 (tuned; 475 reached at ~40-60k env steps); extra overrides: make train ARGS="seed=2"
 	$(BIN)/rlcamp-train $(ARGS)
 
+# the suite runs on every core (pytest-xdist, one torch thread per worker); ARGS="-n 0" runs it in one process
 test: install ## run the whole test suite (learning tests included)
-	MUJOCO_GL=egl SDL_VIDEODRIVER=dummy WANDB_MODE=offline $(BIN)/python -m pytest $(ARGS)
+	MUJOCO_GL=egl SDL_VIDEODRIVER=dummy WANDB_MODE=offline $(BIN)/python -m pytest -n auto $(ARGS)
 
 test-fast: install ## the tests not marked slow
-	$(BIN)/python -m pytest -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n auto -m "not slow" $(ARGS)
 
 # SB3 comparisons (ARGS=--sb3, scripts/peer_equivalence.py) need the bench extra:
 #   make install EXTRAS=dev,mujoco,bench

@@ -69,9 +69,19 @@ FAMILY_SETTINGS = {
         "reinforce": {"n_envs": 8, "n_steps": 500, "lr": 1e-3},
         "actor_critic": {"n_envs": 8, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
     },
+    "atari": {
+        "ppo": PPO_MINATAR | {"clip_range": 0.1, "clip_range_vf": 0.1, "ent_coef": 0.01},
+        "ppo_kl": PPO_MINATAR,
+        "npg": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
+        "trpo": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
+        "a2c": {"n_envs": 16, "n_steps": 5, "gae_lambda": 1.0, "ent_coef": 0.01, "vf_coef": 0.25, "lr": 7e-4},
+        "acktr": {"n_envs": 16, "n_steps": 20, "ent_coef": 0.01, "lr": 0.25, "kl_clip": 0.0005},
+        "reinforce": {"n_envs": 8, "n_steps": 500, "lr": 1e-3},
+        "actor_critic": {"n_envs": 8, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
+    },
 }
 # what a family's images refuse, in one line (the Q critic is an MLP on flat observations)
-REFUSED = {("actor_critic", "minatar")}
+REFUSED = {("actor_critic", "minatar"), ("actor_critic", "atari")}
 IMAGE_NETWORKS = {"nature_cnn", "minatar_cnn", "impala_cnn"}
 
 
@@ -115,7 +125,7 @@ def test_the_env_declares_the_family_of_its_gymnasium_entry_point(env):
     """A MuJoCo env whose config forgets ``_mujoco`` would silently get classic-control settings."""
     cfg, choices = compose_choices(f"env={env}")
     entry_point = str(gym.spec(resolve_entry_point(cfg.env.id)).entry_point)
-    family = {"gymnasium.envs.mujoco": "mujoco", "minatar": "minatar"}
+    family = {"gymnasium.envs.mujoco": "mujoco", "minatar": "minatar", "ale_py": "atari"}
     assert choices.family == next(
         (f for prefix, f in family.items() if entry_point.startswith(prefix)), "classic"
     )

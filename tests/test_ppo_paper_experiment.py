@@ -58,3 +58,20 @@ def test_every_job_of_the_experiment_builds(algo, tmp_path):
             0.95,
         )
         assert module.optimizer_factory.keywords["lr"] == 3e-4
+
+
+def test_the_atari_experiment_is_table_6s_multirun(tmp_path):
+    """``experiment=ppo_paper_atari``: PPO, A2C and ACKTR on Table 6's games that CleanRL also
+    reports, 10M env steps, 3 seeds; every job composes to the Atari family."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("train", overrides=["experiment=ppo_paper_atari"], return_hydra_config=True)
+    params = cfg.hydra.sweeper.params
+    assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.total_env_steps == 10_000_000
+    assert params.algo.split(",") == ["ppo", "a2c", "acktr"]
+    assert params.env.split(",") == ["beam_rider", "breakout", "pong", "qbert", "seaquest", "space_invaders"]
+    assert params.seed.split(",") == ["1", "2", "3"]
+    for algo in params.algo.split(","):
+        job = compose_config([f"algo={algo}", "env=breakout", "experiment=ppo_paper_atari"], tmp_path)
+        assert job.env._target_ == "rlcamp.envs.atari.AtariEnvFactory"
+        assert job.total_env_steps == 10_000_000

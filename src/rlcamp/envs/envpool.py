@@ -4,10 +4,11 @@ EnvPool steps a batch of C++ envs in one call. It differs from the gymnasium pat
 that ``EnvPoolVectorEnv`` hides, so the collector and every algorithm run unchanged:
 
 - **Autoreset.** EnvPool resets a finished sub-env on its *next* step (NEXT_STEP). Here the step
-  that ends an episode resets the finished sub-envs at once with ``reset(env_id=...)`` and returns
-  their first observation, with the last one in ``info["final_obs"]`` (gymnasium's SAME_STEP).
-  ``reset(env_id)`` was measured against the alternative, stepping the finished sub-envs once more
-  (EnvPool's own reset step): see docs/operations.md, "EnvPool backend".
+  that ends an episode steps the finished sub-envs once more at once (EnvPool's own reset step,
+  ``step(actions, env_id=...)``) and returns their first observation, with the last one in
+  ``info["final_obs"]`` (gymnasium's SAME_STEP). ``reset(env_id=...)`` gives the same trajectories
+  on classic control and MuJoCo, but on Atari with ``episodic_life`` it restores the lives counter, so
+  a game never ends: see docs/operations.md, "EnvPool backend".
 - **Seeding.** EnvPool seeds its sub-envs when the pool is built. Sub-env ``i`` gets
   ``env_seed[i] = seed + i`` (EnvPool's own ``std::mt19937`` seeded with that integer), the same
   integers as gymnasium's ``reset(seed=seed)``; the random streams differ, the distributions do not.
@@ -145,20 +146,12 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
 
     metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(
-        self,
-        env_id: str,
-        num_envs: int,
-        seed: int,
-        max_episode_steps: int | None = None,
-        kwargs: dict[str, Any] | None = None,
-    ) -> None:
-        check_envpool_kwargs(env_id, dict(kwargs or {}))
-        self.env_id, self.task_id = env_id, envpool_task_id(env_id)
+    def __init__(self, task_id: str, num_envs: int, seed: int, options: dict[str, Any] | None = None) -> None:
+        """A pool of EnvPool's ``task_id`` built with ``options`` (checked by the caller, e.g.
+        ``check_envpool_kwargs``); EnvPool picks its own threads (``num_threads=0``)."""
+        self.task_id = task_id
         self.num_envs = num_envs
-        self._options = dict(kwargs or {})  # EnvPool's own threads (num_threads=0: it picks)
-        if max_episode_steps is not None:
-            self._options["max_episode_steps"] = max_episode_steps
+        self._options = dict(options or {})
         self._pool = self._build(seed)
         self._fresh = True  # built and not yet reset: reset(seed=its seed) need not rebuild it
         self._seed: int | Sequence[int] = seed
@@ -215,7 +208,8 @@ class EnvPoolVectorEnv(gym.vector.VectorEnv):
         done = terminated | truncated
         if done.any():
             info["final_obs"], info["_final_obs"] = obs, done
-            reset_obs, reset_info = self._pool.reset(env_id=np.flatnonzero(done).astype(np.int32))
+            finished = np.flatnonzero(done).astype(np.int32)
+            reset_obs, *_, reset_info = self._pool.step(np.asarray(actions)[finished], finished)
             obs = obs.copy()
             obs[reset_info["env_id"]] = reset_obs
         self._obs = obs

@@ -25,7 +25,8 @@ from rlcamp.errors import EnvError
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
 # namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
 # entry-point plugins): a "MinAtar/Breakout-v0" id imports the module that registers it
-NAMESPACE_MODULES = {"MinAtar": "rlcamp.envs.minatar"}
+NAMESPACE_MODULES = {"MinAtar": "rlcamp.envs.minatar", "ALE": "ale_py"}
+INSTALL_EXTRAS = "run `make install` (or pip install -e '.[minatar,atari]')"
 
 
 def resolve_entry_point(env_id: str) -> str:
@@ -40,7 +41,12 @@ def resolve_entry_point(env_id: str) -> str:
     if ":" not in env_id:
         namespace = env_id.split("/", 1)[0] if "/" in env_id else None
         if env_id not in gym.registry and namespace in NAMESPACE_MODULES:
-            importlib.import_module(NAMESPACE_MODULES[namespace])
+            try:
+                importlib.import_module(NAMESPACE_MODULES[namespace])
+            except ImportError as err:
+                raise EnvError(
+                    f"{env_id} needs the {err.name} package, not installed: {INSTALL_EXTRAS}"
+                ) from err
         return env_id
     module_name, attr = env_id.split(":", 1)
     try:
@@ -127,17 +133,23 @@ class VecEnvFactory:
     def __post_init__(self) -> None:
         check_env_recipe(vars(self))
         if self.backend == "envpool":
-            envpool_task_id(self.id)
-            import_envpool()
             if self.vectorization != "sync":
                 raise EnvError(
                     "env.vectorization=async with env.backend=envpool: EnvPool steps its sub-envs in its "
                     "own threads; use env.vectorization=sync"
                 )
-            check_envpool_kwargs(self.id, self.kwargs)
+            self.check_envpool()
 
-    def env_fn(self, render_mode: str | None = None) -> Callable[[], gym.Env]:
-        """A thunk that makes one sub-env (what gymnasium's vector envs take)."""
+    def check_envpool(self) -> None:
+        """EnvPool is installed, ports this env, and takes its ``kwargs`` (one-line errors)."""
+        envpool_task_id(self.id)
+        import_envpool()
+        check_envpool_kwargs(self.id, self.kwargs)
+
+    def env_fn(self, render_mode: str | None = None, training: bool = False) -> Callable[[], gym.Env]:
+        """A thunk that makes one sub-env (what gymnasium's vector envs take). ``training``: the
+        training vector env's sub-env, which an env family may preprocess differently from the one
+        evaluation plays (Atari's life-loss ends and reward clipping); the same env here."""
         kwargs = dict(self.kwargs)
         if self.max_episode_steps is not None:
             kwargs["max_episode_steps"] = self.max_episode_steps
@@ -151,7 +163,7 @@ class VecEnvFactory:
             pool.close()
             check_action_space(self.id, pool.single_action_space)
             return pool.single_observation_space, pool.single_action_space
-        env = self.env_fn()()
+        env = self.env_fn(training=True)()
         try:
             return env.observation_space, env.action_space
         finally:
@@ -170,16 +182,25 @@ class VecEnvFactory:
         else:
             vec_cls = SyncVectorEnv if self.vectorization == "sync" else AsyncVectorEnv
             env = vec_cls(
-                [self.env_fn() for _ in range(n)], autoreset_mode=AutoresetMode.SAME_STEP, copy=False
+                [self.env_fn(training=True) for _ in range(n)],
+                autoreset_mode=AutoresetMode.SAME_STEP,
+                copy=False,
             )
-        env = RecordEpisodeStatistics(env, buffer_length=100)
+        env = self.record_episodes(env)
         if isinstance(env.single_action_space, gym.spaces.Box):
             env = ClipAction(env)
         env.action_space.seed(seed)
         return env
 
+    def record_episodes(self, env: gym.vector.VectorEnv) -> gym.vector.VectorEnv:
+        """The wrapper whose ``info["episode"]`` the collector logs: each episode's return and length."""
+        return RecordEpisodeStatistics(env, buffer_length=100)
+
     def _envpool(self, seed: int, n: int) -> EnvPoolVectorEnv:
-        return EnvPoolVectorEnv(self.id, n, seed, self.max_episode_steps, self.kwargs)
+        options = dict(self.kwargs)
+        if self.max_episode_steps is not None:
+            options["max_episode_steps"] = self.max_episode_steps
+        return EnvPoolVectorEnv(envpool_task_id(self.id), n, seed, options)
 
 
 def final_observations(info: dict[str, Any], mask: np.ndarray) -> np.ndarray:

@@ -120,10 +120,25 @@ def check_node_keys(node: DictConfig, cls: type, group: str, skip: tuple[str, ..
         check_value_type(f"{group}.{key}", node[key], params[key])
 
 
+def env_factory_class(cfg: DictConfig) -> type:
+    """The class ``env._target_`` names (an env family's ``VecEnvFactory``, e.g. Atari's); a one-line
+    error for anything else."""
+    target = str(OmegaConf.select(cfg, "env._target_", default="rlcamp.envs.VecEnvFactory"))
+    try:
+        cls = hydra.utils.get_class(target)
+    except Exception as err:
+        raise ConfigError(f"env._target_={target} is not an importable class") from err
+    if not (isinstance(cls, type) and issubclass(cls, VecEnvFactory)):
+        raise ConfigError(
+            f"env._target_={target} is not a VecEnvFactory (rlcamp.envs.VecEnvFactory or a subclass)"
+        )
+    return cls
+
+
 def check_env_keys(cfg: DictConfig) -> None:
-    """The env recipe's keys and value types (see ``check_node_keys``); its values are
-    ``VecEnvFactory``'s to check (``check_env_recipe``)."""
-    check_node_keys(cfg.env, VecEnvFactory, "env")
+    """The env recipe's keys and value types (see ``check_node_keys``) for the factory class
+    ``env._target_`` names; its values are that class's to check (``check_env_recipe``)."""
+    check_node_keys(cfg.env, env_factory_class(cfg), "env")
 
 
 def check_algo_keys(cfg: DictConfig) -> None:
