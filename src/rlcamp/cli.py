@@ -1,6 +1,7 @@
 """``rlcamp-train``'s entry point, light on purpose: what returns before a run (``--help``, ``--cfg``,
-``--info``, ``--jobs``, a config that does not compose) imports Hydra only, not torch or Lightning
-(5-10 s); :mod:`rlcamp.train` is imported when a job starts.
+``--info``, ``--jobs``, a config that does not compose, a value its checks refuse) imports Hydra
+only, not torch or Lightning (5-10 s); :mod:`rlcamp.train` is imported when a job's config passes
+the checks that need neither (:func:`rlcamp.config_checks.check_config`).
 
     rlcamp-train algo=ppo env=hopper seed=3
     rlcamp-train -m algo.optimizer.lr=1e-3,3e-4 seed=1,2,3 --jobs
@@ -14,15 +15,24 @@ import hydra
 from dotenv import find_dotenv, load_dotenv
 from omegaconf import DictConfig
 
+from rlcamp.config_checks import check_config
 from rlcamp.utils.conf import CONF_DIR
 from rlcamp.utils.env_tuning import env_ids, follow_env_id
+from rlcamp.utils.failure import end_failed_job
 from rlcamp.utils.sweep_preview import JOBS_FLAG, sweep_note
 from rlcamp.utils.sweep_preview import main as preview_jobs
 
 
 @hydra.main(version_base="1.3", config_path=CONF_DIR, config_name="train")
 def hydra_main(cfg: DictConfig) -> float | None:
-    """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna), NaN if the job failed."""
+    """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna), NaN if the job failed.
+
+    A config the light checks refuse ends as every failed job does (``end_failed_job``), before
+    torch is imported."""
+    try:
+        check_config(cfg)
+    except Exception as error:
+        return end_failed_job(cfg, error)
     from rlcamp.train import run_job
 
     return run_job(cfg)

@@ -25,13 +25,16 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from rlcamp.algos.base import OnPolicyAlgorithm
 from rlcamp.callbacks.checkpoint import EnvStepCheckpoint
-from rlcamp.errors import VALIDATION_ERRORS, NothingToTrain, RunDirBusyError
+from rlcamp.config_checks import check_run_keys
+from rlcamp.errors import NothingToTrain
 from rlcamp.utils.build import build, instantiate_group
-from rlcamp.utils.checkpoint import hpc_checkpoint, metrics_history, replay_metrics
+from rlcamp.utils.checkpoint import metrics_history, replay_metrics
 from rlcamp.utils.conf import CONF_DIR, algo_name
+from rlcamp.utils.failure import end_failed_job
+from rlcamp.utils.multirun import is_multirun
 from rlcamp.utils.run_dir import RunDirLock, restore_run_record
-from rlcamp.utils.summary import ENDING_KEYS, comparison_dir, print_summary, read_summary, write_summary
-from rlcamp.utils.validation import check_run_keys, validate_run
+from rlcamp.utils.summary import comparison_dir, print_summary, read_summary, write_summary
+from rlcamp.utils.validation import validate_run
 from rlcamp.utils.wandb import define_env_step_axis, finish_wandb, setup_wandb
 
 __all__ = ["CONF_DIR", "build", "main", "run_job", "train"]
@@ -145,57 +148,11 @@ def run_ending(
     return {"status": "stopped", "stop_reason": stop_reason(trainer)}
 
 
-def is_multirun() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-
-
-def is_refusal(cfg: DictConfig, error: Exception) -> bool:
-    """The command was refused before it trained, over a run it must leave as it was: the folder is
-    another process's, or a config error where a run already is (its summary, or the checkpoint of
-    a run that crashed before writing one, or Lightning's ``hpc_ckpt``)."""
-    output_dir = Path(cfg.paths.output_dir)
-    existing_run = (
-        (output_dir / "summary.json").exists()
-        or (output_dir / "checkpoints").exists()
-        or hpc_checkpoint(output_dir) is not None
-    )
-    return isinstance(error, RunDirBusyError) or (isinstance(error, VALIDATION_ERRORS) and existing_run)
-
-
-def record_failure(cfg: DictConfig, error: Exception) -> None:
-    """Write ``summary.json`` with ``status: failed`` and the error's first line.
-
-    It keeps what ``summary.json`` already recorded (env steps, episodes, returns) and only sets
-    its status and error.
-    """
-    output_dir = Path(cfg.paths.output_dir)
-    message = str(error).splitlines()[0] if str(error) else ""
-    summary = {
-        "algo": algo_name(str(OmegaConf.select(cfg, "algo._target_", default=""))),
-        "env_id": OmegaConf.select(cfg, "env.id"),
-        "seed": cfg.get("seed"),
-        "output_dir": str(output_dir),
-        **{key: value for key, value in read_summary(output_dir).items() if key not in ENDING_KEYS},
-        "status": "failed",
-        "error": f"{type(error).__name__}: {message}",
-    }
-    write_summary(output_dir, summary)
-
-
 def run_job(cfg: DictConfig) -> float | None:
-    """The task of one Hydra job: train, and make a failure one clear line and a recorded status.
-
-    In a multirun a failing job (a bad value, a diverged run) records ``status: failed`` and its
-    error in its ``summary.json``, logs the traceback and returns NaN (Optuna marks the trial
-    failed), so the other jobs still run. A single run exits with the one-line message for config
-    errors, for a NaN/inf the env or the update produced (``FloatingPointError``) and for
-    ``OSError`` (a full disk, naming the file), and re-raises anything else; a
-    pre-empted run exits with 128 + the signal number. A refused command (``is_refusal``) writes
-    nothing and puts back the run's ``.hydra/`` record; a resume of a run whose budget is already
-    spent says so and exits 0 without training.
+    """The task of one Hydra job: train, and end a failure as ``end_failed_job`` says (a recorded
+    status and one clear line; a refused command writes nothing); a pre-empted run exits with
+    128 + the signal number; a resume of a run whose budget is already spent says so and exits 0
+    without training.
     """
     try:
         summary, module = train(cfg)
@@ -204,25 +161,7 @@ def run_job(cfg: DictConfig) -> float | None:
         print(f"rlcamp-train: {done}")
         return recorded_metric(cfg)
     except Exception as error:
-        refused = is_refusal(cfg, error)
-        if not refused:
-            try:
-                record_failure(cfg, error)
-            except OSError as write_error:
-                log.error("the failure could not be recorded: %s", write_error)
-        if is_multirun():
-            log.exception("job failed, continuing the sweep: %s", error)
-        if refused:  # after the last log line: the job's log is part of the record
-            restore_run_record(cfg.paths.output_dir)
-        if is_multirun():
-            return float("nan")
-        if isinstance(error, (*VALIDATION_ERRORS, FloatingPointError)):
-            raise SystemExit(f"rlcamp-train: error: {error}") from None
-        if isinstance(error, OSError):
-            raise SystemExit(
-                f"rlcamp-train: error: {error}; free disk space or write elsewhere (paths.log_dir=...)"
-            ) from None
-        raise
+        return end_failed_job(cfg, error)
     if summary["status"] in ("preempted", "interrupted"):
         raise SystemExit(128 + signal.Signals[summary["preempted_by"]])
     metric = cfg.get("optimized_metric")

@@ -9,6 +9,7 @@ from torch import nn
 
 from rlcamp.algos.natural import mean_kl, snapshot
 from rlcamp.algos.policy_gradient import A2C
+from rlcamp.config_checks import check_acktr
 from rlcamp.errors import require
 from rlcamp.optim.kfac import KFAC, KFAC_LAYERS, policy_fisher_loss, value_fisher_loss
 from rlcamp.rollout.buffer import Batch
@@ -64,11 +65,7 @@ class ACKTR(A2C):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        hp = self.hparams
-        require(hp.kl_clip > 0, f"algo.kl_clip={hp.kl_clip} must be > 0")
-        require(hp.damping > 0, f"algo.damping={hp.damping} must be > 0")
-        require(0.0 < hp.decay < 1.0, f"algo.decay={hp.decay} must be in (0, 1)")
-        require(hp.inverse_every >= 1, f"algo.inverse_every={hp.inverse_every} must be >= 1")
+        check_acktr(self.algo_settings)
 
     def kfac_layers(self) -> list[nn.Module]:
         """Every Linear and Conv2d layer of the actor-critic, each once (a shared trunk once)."""

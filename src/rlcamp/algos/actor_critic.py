@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from rlcamp.algos.policy_gradient import PolicyGradient
+from rlcamp.config_checks import check_actor_critic
 from rlcamp.errors import require
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.q_critic import QCritic
@@ -30,9 +31,6 @@ def td0_targets(
     (expected SARSA); ``[T, N]`` tensors, ``next_values[t] = V̂(s_{t+1})``.
     """
     return rewards + gamma * (1.0 - dones) * next_values
-
-
-WEIGHTS = ("q", "advantage")
 
 
 class QActorCritic(PolicyGradient):
@@ -79,11 +77,7 @@ class QActorCritic(PolicyGradient):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        hp = self.hparams
-        require(hp.critic_steps >= 0, f"algo.critic_steps={hp.critic_steps} must be >= 0")
-        require(
-            hp.weight in WEIGHTS, f"algo.weight={hp.weight!r} is not a weight: use {' or '.join(WEIGHTS)}"
-        )
+        check_actor_critic(self.algo_settings)
 
     def policy_weights(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``Ψ``: ``Q_φ(s, a)``, or ``Q_φ(s, a) − Σ_a' π(a'|s) Q_φ(s, a')`` for ``weight=advantage``."""

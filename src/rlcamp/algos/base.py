@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 from rlcamp.algos.losses import explained_variance
 from rlcamp.algos.update_log import Metrics, UpdateLog
 from rlcamp.algos.variance import policy_gradient_metrics
+from rlcamp.config_checks import AlgoSettings, check_on_policy
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import require
@@ -106,28 +107,16 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.last_metrics: dict[str, float] = {}
 
     def validate_hparams(self) -> None:
-        """Reject nonsense hyperparameters before any env is built; a subclass extends it (super first)."""
-        hp, size = self.hparams, self.rollout_size
+        """Reject nonsense hyperparameters before any env is built; a subclass extends it (super first)
+        with its own function of :mod:`rlcamp.config_checks`, which ``rlcamp-train`` runs on the
+        config before importing torch (there, ``ALGO_CHECKS`` lists each class's)."""
+        check_on_policy(self.algo_settings)
+
+    @property
+    def algo_settings(self) -> AlgoSettings:
+        """What the hyperparameter checks read: the hyperparameters, ``env.n_envs`` and the learning rate."""
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        require(0.0 < hp.gamma <= 1.0, f"algo.gamma={hp.gamma} must be in (0, 1]")
-        require(0.0 <= hp.gae_lambda <= 1.0, f"algo.gae_lambda={hp.gae_lambda} must be in [0, 1]")
-        require(hp.n_steps >= 1, f"algo.n_steps={hp.n_steps} must be >= 1")
-        require(hp.update_epochs >= 1, f"algo.update_epochs={hp.update_epochs} must be >= 1")
-        require(hp.n_minibatches >= 1, f"algo.n_minibatches={hp.n_minibatches} must be >= 1")
-        require(
-            size % hp.n_minibatches == 0,
-            f"rollout of {hp.n_steps} steps x {self.env_factory.n_envs} envs = {size} "
-            f"transitions does not split into algo.n_minibatches={hp.n_minibatches}; pick a divisor",
-        )
-        require(
-            hp.total_env_steps >= size,
-            f"total_env_steps={hp.total_env_steps} is smaller than one rollout ({size}); raise it",
-        )
-        require(
-            hp.max_grad_norm is None or hp.max_grad_norm > 0,
-            f"algo.max_grad_norm={hp.max_grad_norm} must be > 0 or null",
-        )
-        require(lr is None or lr > 0, f"algo.optimizer.lr={lr} must be > 0")
+        return AlgoSettings(self.hparams, self.env_factory.n_envs, lr)
 
     def validate_network(self) -> None:
         """Refuse, in one line, a network this algorithm cannot train (built, no env made yet); a

@@ -19,7 +19,7 @@ from rlcamp.algos.natural import (
     set_flat_params,
     snapshot,
 )
-from rlcamp.errors import require
+from rlcamp.config_checks import check_npg
 from rlcamp.rollout.buffer import Batch
 
 
@@ -61,16 +61,7 @@ class NPG(OnPolicyAlgorithm):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        hp = self.hparams
-        require(hp.max_kl > 0, f"algo.max_kl={hp.max_kl} must be > 0")
-        require(hp.cg_iters >= 1, f"algo.cg_iters={hp.cg_iters} must be >= 1")
-        require(hp.cg_damping >= 0, f"algo.cg_damping={hp.cg_damping} must be >= 0")
-        require(hp.value_epochs >= 1, f"algo.value_epochs={hp.value_epochs} must be >= 1")
-        require(
-            hp.value_minibatches >= 1 and self.rollout_size % hp.value_minibatches == 0,
-            f"rollout of {self.rollout_size} transitions does not split into "
-            f"algo.value_minibatches={hp.value_minibatches}; pick a divisor",
-        )
+        check_npg(self.algo_settings)
 
     # ------------------------------------------------------------- parameter groups
     def actor_parameters(self) -> list[nn.Parameter]:

@@ -12,7 +12,7 @@ import torch
 
 from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
-from rlcamp.errors import require
+from rlcamp.config_checks import check_policy_gradient
 from rlcamp.rollout.buffer import Batch
 
 
@@ -38,8 +38,7 @@ class PolicyGradient(OnPolicyAlgorithm):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        require(self.hparams.ent_coef >= 0, f"algo.ent_coef={self.hparams.ent_coef} must be >= 0")
-        require(self.hparams.vf_coef > 0, f"algo.vf_coef={self.hparams.vf_coef} must be > 0")
+        check_policy_gradient(self.algo_settings)
 
     def critic_loss(self, batch: Batch, values: torch.Tensor) -> torch.Tensor | None:
         """``½ E[(V_φ(s) - R)²]`` on ``batch.returns``; None when there is no critic to train."""

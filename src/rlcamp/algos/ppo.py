@@ -9,7 +9,7 @@ import torch
 
 from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
 from rlcamp.algos.losses import value_loss
-from rlcamp.errors import require
+from rlcamp.config_checks import check_ppo, check_ppo_kl
 from rlcamp.rollout.buffer import Batch
 
 
@@ -69,9 +69,7 @@ class PPO(OnPolicyAlgorithm):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        clip, clip_vf = self.hparams.clip_range, self.hparams.clip_range_vf
-        require(clip > 0, f"algo.clip_range={clip} must be > 0")
-        require(clip_vf is None or clip_vf > 0, f"algo.clip_range_vf={clip_vf} must be > 0 or null")
+        check_ppo(self.algo_settings)
 
     @property
     def clip(self) -> float:
@@ -139,8 +137,7 @@ class PPOKL(PPO):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        require(self.hparams.kl_coef >= 0, f"algo.kl_coef={self.hparams.kl_coef} must be >= 0")
-        require(self.hparams.kl_target > 0, f"algo.kl_target={self.hparams.kl_target} must be > 0")
+        check_ppo_kl(self.algo_settings)
 
     def policy_loss(self, log_ratio: torch.Tensor, advantages: torch.Tensor) -> torch.Tensor:
         """``-L^KLPEN`` at the current β."""

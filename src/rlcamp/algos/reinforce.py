@@ -7,11 +7,9 @@ from typing import Any
 import torch
 
 from rlcamp.algos.policy_gradient import PolicyGradient
-from rlcamp.errors import require
+from rlcamp.config_checks import check_reinforce
 from rlcamp.rollout.advantages import discounted_returns
 from rlcamp.rollout.buffer import Batch, Rollout
-
-BASELINES = ("none", "mean", "value")
 
 
 def complete_episode_mask(dones: torch.Tensor) -> torch.Tensor:
@@ -59,8 +57,7 @@ class REINFORCE(PolicyGradient):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        baseline = self.hparams.baseline
-        require(baseline in BASELINES, f"algo.baseline={baseline!r}: choose one of {', '.join(BASELINES)}")
+        check_reinforce(self.algo_settings)
 
     def process_rollout(self, rollout: Rollout) -> Batch:
         returns = reward_to_go(rollout.rewards, rollout.dones, self.hparams.gamma)

@@ -9,7 +9,7 @@ import torch
 from rlcamp.algos.base import Metrics
 from rlcamp.algos.natural import PolicySnapshot, backtracking_line_search
 from rlcamp.algos.npg import NPG
-from rlcamp.errors import require
+from rlcamp.config_checks import check_trpo
 from rlcamp.rollout.buffer import Batch
 
 
@@ -32,9 +32,7 @@ class TRPO(NPG):
 
     def validate_hparams(self) -> None:
         super().validate_hparams()
-        shrink, backtracks = self.hparams.line_search_shrink, self.hparams.line_search_max_backtracks
-        require(0.0 < shrink < 1.0, f"algo.line_search_shrink={shrink} must be in (0, 1)")
-        require(backtracks >= 1, f"algo.line_search_max_backtracks={backtracks} must be >= 1")
+        check_trpo(self.algo_settings)
 
     def apply_step(self, batch: Batch, old: PolicySnapshot, step: torch.Tensor) -> Metrics:
         result = backtracking_line_search(

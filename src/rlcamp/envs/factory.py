@@ -18,10 +18,10 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 
+from rlcamp.config_checks import check_env_recipe
 from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
 from rlcamp.errors import EnvError
 
-BACKENDS = ("gymnasium", "envpool")
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
 # namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
 # entry-point plugins): a "MinAtar/Breakout-v0" id imports the module that registers it
@@ -131,14 +131,7 @@ class VecEnvFactory:
     wrappers: list[Callable[[gym.Env], gym.Env]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.n_envs < 1:
-            raise EnvError(f"env.n_envs={self.n_envs}: need at least 1 environment")
-        if self.vectorization not in ("sync", "async"):
-            raise EnvError(f"env.vectorization={self.vectorization!r}: use 'sync' or 'async'")
-        if self.nan_policy not in ("raise", "terminate"):
-            raise EnvError(f"env.nan_policy={self.nan_policy!r}: use 'raise' or 'terminate'")
-        if self.backend not in BACKENDS:
-            raise EnvError(f"env.backend={self.backend!r}: use 'gymnasium' or 'envpool'")
+        check_env_recipe(vars(self))
         if self.backend == "envpool":
             if self.vectorization != "sync":
                 raise EnvError(

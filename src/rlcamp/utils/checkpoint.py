@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlcamp.errors import CheckpointError
 from rlcamp.utils.distributed import rank_seed
 from rlcamp.utils.rng import rng_state, set_rng_state
+from rlcamp.utils.run_dir import hpc_checkpoint
 from rlcamp.utils.trust import check_trusted_config
 
 log = logging.getLogger(__name__)
@@ -181,15 +182,6 @@ def latest_job_checkpoint(log_dir: str | Path, task_name: str, overrides: list[s
         if saved.is_file() and job_identity(list(OmegaConf.load(saved))) == identity:
             candidates.append(path)
     return max(candidates, key=lambda path: path.stat().st_mtime, default=None)
-
-
-def hpc_checkpoint(output_dir: str | Path) -> Path | None:
-    """The newest ``hpc_ckpt_<n>.ckpt`` in ``output_dir``: Lightning's SLURM handler saves it there
-    on SIGUSR1 before a requeue, and Lightning's ``fit`` resumes from it by itself when given no
-    checkpoint under SLURM."""
-    numbers = {p: p.stem.removeprefix("hpc_ckpt_") for p in Path(output_dir).glob("hpc_ckpt_*.ckpt")}
-    numbered = [(int(n), p) for p, n in numbers.items() if n.isdigit()]
-    return max(numbered)[1] if numbered else None
 
 
 def run_folder(ckpt_path: str | Path) -> Path:

@@ -1,4 +1,5 @@
-"""A Hydra callback that tells where a multirun writes and ends with a table of its jobs.
+"""A Hydra callback that tells where a multirun writes and ends with a table of its jobs; and
+whether this job is one of a multirun (``is_multirun``).
 
 Registered in ``conf/hydra/default.yaml`` under ``hydra.callbacks``. The table is read from the
 jobs' ``summary.json`` files, so it works the same with every launcher (basic, joblib, submitit)
@@ -16,6 +17,14 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
+
+
+def is_multirun() -> bool:
+    """Whether the running Hydra job is one of a multirun (``-m``)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:

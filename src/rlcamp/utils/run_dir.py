@@ -5,7 +5,9 @@ kernel releases it when the holder ends, however it ends (SIGKILL included), so 
 left behind. The file names its holder while one holds it and is empty otherwise. Hydra rewrites
 ``.hydra/*.yaml`` (and opens the job's log) before the job runs; ``KeepRunRecord`` takes a copy
 of them first, and ``restore_run_record`` puts it back when ``rlcamp-train`` refuses the
-command, so the folder keeps recording the run that is in it.
+command, so the folder keeps recording the run that is in it. ``RunFolderCheck`` refuses, before
+Hydra makes it, a run folder that cannot be created or written. Nothing here imports torch: these
+run before a job's config is checked.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -21,7 +24,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from rlcamp.errors import RunDirBusyError
+from rlcamp.errors import ConfigError, RunDirBusyError
 
 LOCK_NAME = "run.lock"
 
@@ -61,6 +64,15 @@ class RunDirLock:
             self.fd = None
 
 
+def hpc_checkpoint(output_dir: str | Path) -> Path | None:
+    """The newest ``hpc_ckpt_<n>.ckpt`` in ``output_dir``: Lightning's SLURM handler saves it there
+    on SIGUSR1 before a requeue, and Lightning's ``fit`` resumes from it by itself when given no
+    checkpoint under SLURM."""
+    numbers = {p: p.stem.removeprefix("hpc_ckpt_") for p in Path(output_dir).glob("hpc_ckpt_*.ckpt")}
+    numbered = [(int(n), p) for p, n in numbers.items() if n.isdigit()]
+    return max(numbered)[1] if numbered else None
+
+
 # run dir -> its record files' bytes, taken before Hydra rewrote them (this process's jobs)
 _RECORDS: dict[Path, dict[Path, bytes]] = {}
 
@@ -88,6 +100,41 @@ def restore_run_record(run_dir: str | Path) -> None:
             path.unlink()
     for path, data in saved.items():
         path.write_bytes(data)
+
+
+def check_folder(directory: Path) -> None:
+    """``directory`` (or its nearest existing parent) must be a writable folder, so that a
+    read-only folder, or a file in the way, is found now rather than at the first write."""
+    existing = next(d for d in (directory, *directory.parents) if d.exists())
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{directory} cannot be created: {existing} is a file, not a folder; "
+            "write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
+            "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
+        )
+
+
+class RunFolderCheck(Callback):
+    """Hydra callback: the run (or sweep) folder Hydra is about to create must be creatable and
+    writable (``check_folder``), else ``rlcamp-<app>: error: ...`` in one line, exit 1, instead
+    of the traceback of Hydra's own ``mkdir``."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.run.dir, kwargs.get("config_name"))
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._check(config.hydra.sweep.dir, kwargs.get("config_name"))
+
+    @staticmethod
+    def _check(directory: str, config_name: str | None) -> None:
+        try:
+            check_folder(Path(str(directory)))
+        except ConfigError as err:
+            sys.exit(f"rlcamp-{config_name or 'train'}: error: {err}")
 
 
 class KeepRunRecord(Callback):

@@ -1,14 +1,17 @@
 """Check a composed run config before any vector env is built and before anything is written.
 
 Every failure is one line that names the config key and the fix, raised as ``ConfigError``,
-``EnvError`` or ``CheckpointError`` (all ``ValueError``). The order:
+``EnvError`` or ``CheckpointError`` (all ``ValueError``). The checks that the config alone
+decides (seed, the env recipe's values, the algorithm's hyperparameters) are written in
+:mod:`rlcamp.config_checks`, which ``rlcamp-train`` runs before importing torch. The order:
 
 0. the run's own keys and the env recipe's: ``seed`` (an integer in [0, 2**32 - 1]), ``num_threads``,
-   ``env.max_episode_steps``, a string or float where a number or an integer belongs, a key
-   (added with ``+``) that the env recipe or (in 2.) the env does not take;
+   a string or float where a number or an integer belongs, a key (added with ``+``) that the env
+   recipe or (in 2.) the env does not take;
 1. the trainer: ``trainer=gpu`` without CUDA;
-2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, an
-   unknown ``env.id`` (with close registered names), a MuJoCo env without the ``mujoco`` extra,
+2. the env recipe, statically: ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``,
+   ``env.max_episode_steps``, an unknown ``env.id`` (with close registered names), a MuJoCo env
+   without the ``mujoco`` extra,
    ``env.kwargs.render_mode`` (rlcamp chooses it), ``callbacks.eval.video=true`` with an env that
    cannot render frames;
 3. the checkpoint to resume from: missing, corrupt, not loadable as plain data, not rlcamp's,
@@ -20,7 +23,7 @@ Every failure is one line that names the config key and the fix, raised as ``Con
 5. the checkpoint against the module: trained on other spaces, or with another network;
 6. the output directory: it must not hold another run's ``checkpoints/last.ckpt``, and it and
    ``checkpoints/`` must be writable (or creatable). The folder Hydra makes for the run is
-   checked before Hydra makes it (``RunFolderCheck``, a Hydra callback);
+   checked before Hydra makes it (``rlcamp.utils.run_dir.RunFolderCheck``, a Hydra callback);
 7. a resume must have env steps left to train: else ``NothingToTrain`` (not an error, the run is
    complete).
 """
@@ -31,7 +34,6 @@ import difflib
 import importlib.util
 import inspect
 import os
-import sys
 import types
 import typing
 from pathlib import Path
@@ -43,9 +45,9 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 from hydra.errors import InstantiationException
-from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from rlcamp.config_checks import check_run_keys, require_number
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError, NothingToTrain
 from rlcamp.utils.build import build
@@ -57,6 +59,7 @@ from rlcamp.utils.checkpoint import (
     load_checkpoint,
     resolve_ckpt_path,
 )
+from rlcamp.utils.run_dir import check_folder
 from rlcamp.utils.trust import targets_of
 
 
@@ -68,30 +71,6 @@ def _instantiate(node: DictConfig) -> Any:
         if isinstance(err.__cause__, VALIDATION_ERRORS):
             raise err.__cause__ from None
         raise
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-# numpy's and Lightning's seeding take unsigned 32-bit seeds
-MAX_SEED = 2**32 - 1
-
-
-def check_run_keys(cfg: DictConfig) -> None:
-    """``seed`` an integer in [0, ``MAX_SEED``], ``num_threads`` an integer >= 0 (0: torch's default)."""
-    seed = cfg.get("seed")
-    if not _is_int(seed):
-        raise ConfigError(f"seed={seed!r} must be an integer, e.g. seed=1")
-    if not 0 <= seed <= MAX_SEED:
-        raise ConfigError(f"seed={seed} must be in [0, {MAX_SEED}] (an unsigned 32-bit seed), e.g. seed=1")
-    threads = cfg.get("num_threads")
-    if threads is not None and not (_is_int(threads) and threads >= 0):
-        raise ConfigError(f"num_threads={threads!r} must be an integer >= 0 (0 keeps torch's default)")
 
 
 def init_parameters(cls: type) -> dict[str, Any]:
@@ -123,10 +102,8 @@ def check_value_type(key: str, value: Any, hint: Any) -> None:
     base = next((a for a in args if a is not type(None)), hint) if len(args) == 2 and optional else hint
     if value is None and optional:
         return
-    if base is int and not _is_int(value):
-        raise ConfigError(f"{key}={value!r} must be an integer")
-    if base is float and not _is_number(value):
-        raise ConfigError(f"{key}={value!r} must be a number")
+    if base in (int, float):
+        require_number(key, value, integer=base is int)
 
 
 def check_node_keys(node: DictConfig, cls: type, group: str, skip: tuple[str, ...] = ()) -> None:
@@ -159,11 +136,9 @@ def env_factory_class(cfg: DictConfig) -> type:
 
 
 def check_env_keys(cfg: DictConfig) -> None:
-    """The env recipe's keys and value types (see ``check_node_keys``) and ``env.max_episode_steps``."""
+    """The env recipe's keys and value types (see ``check_node_keys``) for the factory class
+    ``env._target_`` names; its values are that class's to check (``check_env_recipe``)."""
     check_node_keys(cfg.env, env_factory_class(cfg), "env")
-    steps = OmegaConf.select(cfg, "env.max_episode_steps")
-    if steps is not None and steps < 1:
-        raise ConfigError(f"env.max_episode_steps={steps} must be >= 1 or null (no time limit)")
 
 
 def check_algo_keys(cfg: DictConfig) -> None:
@@ -228,22 +203,6 @@ def check_video(cfg: DictConfig, env_id: str) -> None:
         check_renders_frames(env_id, "callbacks.eval.video")
 
 
-def check_folder(directory: Path) -> None:
-    """``directory`` (or its nearest existing parent) must be a writable folder, so that a
-    read-only folder, or a file in the way, is found now rather than at the first write."""
-    existing = next(d for d in (directory, *directory.parents) if d.exists())
-    if not existing.is_dir():
-        raise ConfigError(
-            f"{directory} cannot be created: {existing} is a file, not a folder; "
-            "write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"{existing} is not writable, so the run could not save its checkpoints and metrics there; "
-            "fix its permissions or write elsewhere (paths.log_dir=..., hydra.run.dir=...)"
-        )
-
-
 def check_writable(cfg: DictConfig) -> None:
     """The run folder and ``checkpoints/`` must be writable or creatable (``check_folder``)."""
     dirs = [Path(cfg.paths.output_dir)]
@@ -252,25 +211,6 @@ def check_writable(cfg: DictConfig) -> None:
         dirs.append(Path(str(ckpt_dir)))
     for directory in dirs:
         check_folder(directory)
-
-
-class RunFolderCheck(Callback):
-    """Hydra callback: the run (or sweep) folder Hydra is about to create must be creatable and
-    writable (``check_folder``), else ``rlcamp-<app>: error: ...`` in one line, exit 1, instead
-    of the traceback of Hydra's own ``mkdir``."""
-
-    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.run.dir, kwargs.get("config_name"))
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        self._check(config.hydra.sweep.dir, kwargs.get("config_name"))
-
-    @staticmethod
-    def _check(directory: str, config_name: str | None) -> None:
-        try:
-            check_folder(Path(str(directory)))
-        except ConfigError as err:
-            sys.exit(f"rlcamp-{config_name or 'train'}: error: {err}")
 
 
 # what one transition holds during a rollout and its update: copies of its stored observation (the

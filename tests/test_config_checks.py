@@ -1,0 +1,117 @@
+"""The checks the config alone decides are written once: ``check_config`` (what ``rlcamp-train``
+runs before importing torch) and the classes that own the values refuse the same values with the
+same line."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+
+import pytest
+from omegaconf import OmegaConf
+
+import rlcamp.algos
+from rlcamp.algos import OnPolicyAlgorithm
+from rlcamp.config_checks import ALGO_CHECKS, algo_checks, check_config
+from rlcamp.envs import VecEnvFactory
+from rlcamp.errors import VALIDATION_ERRORS
+from rlcamp.utils.build import build
+from tests.helpers.config import compose_train, config_options
+
+# values a check refuses; a case runs for every algorithm whose config has the key (PPO has
+# ent_coef and vf_coef but no check of them: both sides must then pass it)
+BAD_VALUES = {
+    "algo.gamma": [0, 1.5, "abc"],
+    "algo.gae_lambda": [-0.1, 1.2],
+    "algo.n_steps": [0, 2.5],
+    "algo.update_epochs": [0],
+    "algo.n_minibatches": [0, 3],
+    "total_env_steps": [0, 1],
+    "algo.max_grad_norm": [0],
+    "algo.optimizer.lr": [0, -0.001, "fast"],
+    "algo.ent_coef": [-0.1],
+    "algo.vf_coef": [0],
+    "algo.baseline": ["critic"],
+    "algo.critic_steps": [-1],
+    "algo.weight": ["v"],
+    "algo.kl_clip": [0],
+    "algo.damping": [-1],
+    "algo.decay": [0, 1.0],
+    "algo.inverse_every": [0],
+    "algo.clip_range": [0, -0.2],
+    "algo.clip_range_vf": [0],
+    "algo.kl_coef": [-1],
+    "algo.kl_target": [0],
+    "algo.max_kl": [0],
+    "algo.cg_iters": [0],
+    "algo.cg_damping": [-1],
+    "algo.value_epochs": [0],
+    "algo.value_minibatches": [0, 3],
+    "algo.line_search_shrink": [0, 1.5],
+    "algo.line_search_max_backtracks": [0],
+}
+
+
+def verdict(check, cfg) -> str | None:
+    """The one line ``check(cfg)`` refuses ``cfg`` with; None when it passes."""
+    try:
+        check(cfg)
+    except VALIDATION_ERRORS as error:
+        return str(error)
+    return None
+
+
+@pytest.mark.parametrize("algo", config_options("algo"))
+def test_the_light_checks_and_the_algorithm_give_the_same_verdicts(algo, tmp_path):
+    """For every shipped algorithm and every value a check refuses (and the config as shipped), the
+    config check and building the module refuse alike, with the same line."""
+    base = compose_train([f"algo={algo}", "env.n_envs=2"], tmp_path)
+    cases = [(None, None)] + [
+        (key, value)
+        for key, values in BAD_VALUES.items()
+        if OmegaConf.select(base, key, default=None) is not None
+        for value in values
+    ]
+    refused = 0
+    for key, value in cases:
+        cfg = copy.deepcopy(base)
+        if key is not None:
+            OmegaConf.update(cfg, key, value)
+        light = verdict(check_config, cfg)
+        assert light == verdict(build, cfg), (key, value)
+        assert key is not None or light is None, "the shipped config passes"
+        refused += light is not None
+    assert refused >= 10
+
+
+def test_every_rlcamp_algorithm_has_its_checks_listed():
+    """``ALGO_CHECKS`` names every algorithm class rlcamp ships, so a new one cannot skip the light path."""
+    classes = {
+        name
+        for name in rlcamp.algos.__all__
+        if inspect.isclass(cls := getattr(rlcamp.algos, name))
+        and issubclass(cls, OnPolicyAlgorithm)
+        and not inspect.isabstract(cls)
+    }
+    assert set(ALGO_CHECKS) == classes
+    assert algo_checks("rlcamp.algos.ppo.PPOKL") == algo_checks("rlcamp.algos.PPOKL") == ALGO_CHECKS["PPOKL"]
+    assert algo_checks("my_algos.PPO") == ()  # another class: its own validate_hparams, once built
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("n_envs", 0),
+        ("n_envs", 2.5),
+        ("vectorization", "parallel"),
+        ("nan_policy", "ignore"),
+        ("backend", "jax"),
+        ("max_episode_steps", 0),
+    ],
+)
+def test_the_env_recipe_check_is_the_factorys(key, value, tmp_path):
+    cfg = compose_train([f"env.{key}={value}"], tmp_path)
+    fields = {k: v for k, v in OmegaConf.to_container(cfg.env).items() if not k.startswith("_")}
+    light = verdict(check_config, cfg)
+    assert light is not None and light.startswith(f"env.{key}=")
+    assert light == verdict(lambda _: VecEnvFactory(**fields), cfg)
