@@ -79,12 +79,15 @@ def rlcamp_run(backend: str, steps: int, seed: int) -> dict[str, float]:
 
 def sb3_run(steps: int, seed: int) -> dict[str, float]:
     """SB3's PPO at the same settings; steps/s of ``learn`` (set-up excluded)."""
+    import ale_py
+    import gymnasium as gym
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_atari_env
     from stable_baselines3.common.vec_env import VecFrameStack
 
     torch.set_num_threads(1)
+    gym.register_envs(ale_py)
     env = VecFrameStack(make_atari_env("PongNoFrameskip-v4", n_envs=N_ENVS, seed=seed), n_stack=4)
     model = PPO(
         "CnnPolicy",
