@@ -148,15 +148,20 @@ def main() -> None:
         kind: {key: statistics.median(run[key] for run in kind_runs) for key in kind_runs[0]}
         for kind, kind_runs in runs.items()
     }
+    from bench import print_table  # scripts/, beside this file
+
     sb3 = medians["sb3"]["sps"]
-    print("| run | train steps/s | vs SB3 | peak RSS MiB | env share | forward share |")
-    print("|---|---|---|---|---|---|")
-    for kind, figures in medians.items():
-        shares = [f"{figures[k]:.0%}" if k in figures else "-" for k in ("env_share", "forward_share")]
-        print(
-            f"| {kind} | {figures['sps']:,.0f} | {figures['sps'] / sb3:.2f}x | "
-            f"{figures['peak_rss_mib']:,.0f} | {shares[0]} | {shares[1]} |"
-        )
+    rows = [
+        [
+            kind,
+            f"{figures['sps']:,.0f}",
+            f"{figures['sps'] / sb3:.2f}x",
+            f"{figures['peak_rss_mib']:,.0f}",
+            *(f"{figures[k]:.0%}" if k in figures else "-" for k in ("env_share", "forward_share")),
+        ]
+        for kind, figures in medians.items()
+    ]
+    print_table(["run", "train steps/s", "vs SB3", "peak RSS MiB", "env share", "forward share"], rows)
     print(f"medians of {args.repeats} interleaved runs of {args.steps} env steps, one torch thread")
     if args.json:
         args.json.write_text(json.dumps(medians, indent=2) + "\n")

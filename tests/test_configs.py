@@ -38,6 +38,17 @@ ALGOS, ENVS = config_options("algo"), config_options("env")
 PPO_MUJOCO = {"n_envs": 1, "n_steps": 2048, "update_epochs": 10, "n_minibatches": 32, "lr": 3e-4}
 NATURAL_MUJOCO = {"n_envs": 1, "n_steps": 2048, "value_epochs": 10, "value_minibatches": 32, "lr": 1e-3}
 PPO_MINATAR = {"n_envs": 8, "n_steps": 128, "update_epochs": 4, "n_minibatches": 4, "lr": 2.5e-4}
+# the image families' settings (conf/algo_family/<algo>_minatar.yaml and _atari.yaml: the peers' Atari ones)
+IMAGE_FAMILY = {
+    "ppo": PPO_MINATAR | {"clip_range": 0.1, "ent_coef": 0.01},
+    "ppo_kl": PPO_MINATAR,
+    "npg": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
+    "trpo": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
+    "a2c": {"n_envs": 16, "n_steps": 5, "gae_lambda": 1.0, "ent_coef": 0.01, "vf_coef": 0.25, "lr": 7e-4},
+    "acktr": {"n_envs": 16, "n_steps": 20, "ent_coef": 0.01, "lr": 0.25, "kl_clip": 0.0005},
+    "reinforce": {"n_envs": 8, "n_steps": 500, "lr": 1e-3},
+    "actor_critic": {"n_envs": 8, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
+}
 FAMILY_SETTINGS = {
     "classic": {
         "ppo": {"n_envs": 4, "n_steps": 128, "update_epochs": 4, "n_minibatches": 4, "lr": 2.5e-4},
@@ -59,26 +70,9 @@ FAMILY_SETTINGS = {
         "reinforce": {"n_envs": 1, "n_steps": 2048, "lr": 1e-3},
         "actor_critic": {"n_envs": 1, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
     },
-    "minatar": {
-        "ppo": PPO_MINATAR | {"clip_range": 0.1, "ent_coef": 0.01},
-        "ppo_kl": PPO_MINATAR,
-        "npg": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
-        "trpo": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
-        "a2c": {"n_envs": 16, "n_steps": 5, "gae_lambda": 1.0, "ent_coef": 0.01, "vf_coef": 0.25, "lr": 7e-4},
-        "acktr": {"n_envs": 16, "n_steps": 20, "ent_coef": 0.01, "lr": 0.25, "kl_clip": 0.0005},
-        "reinforce": {"n_envs": 8, "n_steps": 500, "lr": 1e-3},
-        "actor_critic": {"n_envs": 8, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
-    },
-    "atari": {
-        "ppo": PPO_MINATAR | {"clip_range": 0.1, "clip_range_vf": 0.1, "ent_coef": 0.01},
-        "ppo_kl": PPO_MINATAR,
-        "npg": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
-        "trpo": {"n_envs": 8, "n_steps": 512, "value_epochs": 10, "value_minibatches": 16, "lr": 1e-3},
-        "a2c": {"n_envs": 16, "n_steps": 5, "gae_lambda": 1.0, "ent_coef": 0.01, "vf_coef": 0.25, "lr": 7e-4},
-        "acktr": {"n_envs": 16, "n_steps": 20, "ent_coef": 0.01, "lr": 0.25, "kl_clip": 0.0005},
-        "reinforce": {"n_envs": 8, "n_steps": 500, "lr": 1e-3},
-        "actor_critic": {"n_envs": 8, "n_steps": 32, "critic_steps": 20, "lr": 1e-3},
-    },
+    "minatar": IMAGE_FAMILY,
+    "atari": IMAGE_FAMILY
+    | {"ppo": PPO_MINATAR | {"clip_range": 0.1, "clip_range_vf": 0.1, "ent_coef": 0.01}},
 }
 # what a family's images refuse, in one line (the Q critic is an MLP on flat observations)
 REFUSED = {("actor_critic", "minatar"), ("actor_critic", "atari")}
