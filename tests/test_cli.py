@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from rlcamp.config_checks import torch_build
+
 REPO = Path(__file__).resolve().parents[1]
 # run rlcamp.cli.train with a command line, then report which heavy modules it imported
 PROBE = """
@@ -106,7 +108,14 @@ REFUSED = {
     "n-envs": (["env.n_envs=0"], "env.n_envs=0: need at least 1 environment"),
     "baseline": (["algo=reinforce", "algo.baseline=critic"], "algo.baseline='critic': choose one of none"),
     "not-a-number": (["algo.gamma=abc"], "algo.gamma='abc' must be a number"),
+    "algo-key": (["+algo.learning_rate=0.1"], "algo.learning_rate is not a setting of PPO; did you mean"),
+    "env-key": (["+env.seed=1"], "env.seed is not a setting of VecEnvFactory; did you mean"),
+    "env-id": (["env.id=CartPol-v1"], "env.id: unknown env id 'CartPol-v1'; did you mean CartPole-v1"),
+    "env-kwargs": (["+env.kwargs.gravity=1"], "env.kwargs.gravity is not a parameter of CartPole-v1"),
+    "atari-n-envs": (["env=pong", "env.n_envs=0"], "env.n_envs=0: need at least 1 environment"),
 }
+if not torch_build()[1]:  # a torch without CUDA or ROCm: refused before torch; else after it
+    REFUSED["gpu"] = (["trainer=gpu"], f"trainer.accelerator=gpu but torch {torch_build()[0]} sees no CUDA")
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

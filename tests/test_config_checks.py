@@ -12,7 +12,15 @@ from omegaconf import OmegaConf
 
 import rlcamp.algos
 from rlcamp.algos import OnPolicyAlgorithm
-from rlcamp.config_checks import ALGO_CHECKS, algo_checks, check_config
+from rlcamp.config_checks import (
+    ALGO_CHECKS,
+    ENV_TARGETS,
+    algo_checks,
+    check_config,
+    init_parameters,
+    source_parameters,
+    torch_build,
+)
 from rlcamp.envs import VecEnvFactory
 from rlcamp.errors import VALIDATION_ERRORS
 from rlcamp.utils.build import build
@@ -115,3 +123,82 @@ def test_the_env_recipe_check_is_the_factorys(key, value, tmp_path):
     light = verdict(check_config, cfg)
     assert light is not None and light.startswith(f"env.{key}=")
     assert light == verdict(lambda _: VecEnvFactory(**fields), cfg)
+
+
+@pytest.mark.parametrize("name", sorted(ALGO_CHECKS))
+def test_an_algorithms_settings_read_from_its_source_are_its_signatures(name):
+    """The light key check reads each algorithm's parameters from its source (no torch); they are
+    the parameters of the imported class, through ``**kwargs`` up to the base."""
+    cls = getattr(rlcamp.algos, name)
+    assert source_parameters(f"rlcamp.algos.{name}") == set(init_parameters(cls))
+    assert source_parameters(f"{cls.__module__}.{name}") == set(init_parameters(cls))
+
+
+SOURCE = """
+import collections
+
+from mybases import Base
+
+
+class Plain:
+    def __init__(self, a, b=1, *, c=2):
+        pass
+
+
+class Child(Plain):
+    def __init__(self, d=0, **kwargs):
+        super().__init__(**kwargs)
+
+
+class NoInit(Child):
+    x = 1
+
+
+class Outside(collections.OrderedDict):
+    def __init__(self, e=0, **kwargs):
+        super().__init__(**kwargs)
+
+
+class Imported(Base):
+    def __init__(self, f=0, **kwargs):
+        super().__init__(**kwargs)
+"""
+
+
+def test_source_parameters_follow_kwargs_up_the_bases_or_say_they_cannot(tmp_path, monkeypatch):
+    """Parameters through ``**kwargs`` up the bases; ``None`` where a base is outside plain source
+    (an attribute base, a module that is not there)."""
+    (tmp_path / "mysource.py").write_text(SOURCE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert source_parameters("mysource.Plain") == {"a", "b", "c"}
+    assert source_parameters("mysource.Child") == {"a", "b", "c", "d"}
+    assert source_parameters("mysource.NoInit") == {"a", "b", "c", "d"}
+    assert source_parameters("mysource.Outside") is None
+    assert source_parameters("mysource.Imported") is None
+    assert source_parameters("mysource.Missing") is None
+    assert source_parameters("rlcamp.algos.NoSuchAlgo") is None
+    assert source_parameters("my_algos.PPO") is None
+
+
+def test_an_unknown_algo_key_is_refused_by_the_light_checks_with_the_modules_line(tmp_path):
+    cfg = compose_train(["algo=ppo", "+algo.learning_rate=0.1"], tmp_path)
+    light = verdict(check_config, cfg)
+    assert light is not None and light.startswith("algo.learning_rate is not a setting of PPO; did you mean:")
+    from rlcamp.utils.validation import check_algo_keys
+
+    assert light == verdict(check_algo_keys, cfg)
+
+
+def test_every_env_family_factory_gets_the_recipe_check(tmp_path):
+    """``ENV_TARGETS`` holds the ``_target_`` of every env config in ``conf/env``."""
+    targets = {str(compose_train([f"env={env}"], tmp_path).env._target_) for env in config_options("env")}
+    assert "rlcamp.envs.atari.AtariEnvFactory" in targets
+    assert targets <= set(ENV_TARGETS)
+
+
+def test_the_torch_build_read_from_its_source_is_torchs():
+    import torch
+
+    version, gpu = torch_build()
+    assert version == torch.__version__
+    assert gpu == bool(torch.version.cuda or torch.version.hip)

@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from rlcamp.config_checks import check_run_keys
+from rlcamp.envs.checks import check_env_keys
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.train import run_job, train
-from rlcamp.utils.validation import check_algo_keys, check_env_keys, check_run_keys
+from rlcamp.utils.validation import check_algo_keys
 from tests.helpers.config import compose_train, config_options
 
 TINY = [

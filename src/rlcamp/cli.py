@@ -1,7 +1,8 @@
 """``rlcamp-train``'s entry point, light on purpose: what returns before a run (``--help``, ``--cfg``,
 ``--info``, ``--jobs``, a config that does not compose, a value its checks refuse) imports Hydra
-only, not torch or Lightning (5-10 s); :mod:`rlcamp.train` is imported when a job's config passes
-the checks that need neither (:func:`rlcamp.config_checks.check_config`).
+(and, for a job, gymnasium) only, not torch or Lightning (5-10 s); :mod:`rlcamp.train` is imported
+when a job's config passes the checks that need neither (:func:`rlcamp.config_checks.check_config`,
+:func:`rlcamp.envs.checks.check_env_config`).
 
     rlcamp-train algo=ppo env=hopper seed=3
     rlcamp-train -m algo.optimizer.lr=1e-3,3e-4 seed=1,2,3 --jobs
@@ -28,9 +29,12 @@ def hydra_main(cfg: DictConfig) -> float | None:
     """One Hydra job; returns ``cfg.optimized_metric`` for sweepers (Optuna), NaN if the job failed.
 
     A config the light checks refuse ends as every failed job does (``end_failed_job``), before
-    torch is imported."""
+    torch is imported. The env checks import gymnasium, which ``--help`` and ``--cfg`` skip."""
+    from rlcamp.envs.checks import check_env_config
+
     try:
         check_config(cfg)
+        check_env_config(cfg)
     except Exception as error:
         return end_failed_job(cfg, error)
     from rlcamp.train import run_job

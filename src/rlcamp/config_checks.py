@@ -9,9 +9,17 @@ class's default, which is left to the class.
 
 from __future__ import annotations
 
+import ast
+import difflib
+import importlib.machinery
+import importlib.util
+import inspect
 import numbers
+import types
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -21,7 +29,12 @@ from rlcamp.errors import ConfigError, EnvError, require
 # numpy's and Lightning's seeding take unsigned 32-bit seeds
 MAX_SEED = 2**32 - 1
 ENV_BACKENDS = ("gymnasium", "envpool")
-ENV_TARGETS = ("rlcamp.envs.VecEnvFactory", "rlcamp.envs.factory.VecEnvFactory")
+# the factories whose recipe check_env_recipe checks (every env._target_ in conf/env)
+ENV_TARGETS = (
+    "rlcamp.envs.VecEnvFactory",
+    "rlcamp.envs.factory.VecEnvFactory",
+    "rlcamp.envs.atari.AtariEnvFactory",
+)
 BASELINES = ("none", "mean", "value")  # REINFORCE's b(s)
 WEIGHTS = ("q", "advantage")  # QActorCritic's Ψ
 ABSENT = object()  # a key the config leaves out
@@ -41,6 +54,164 @@ def require_number(key: str, value: Any, integer: bool = False) -> None:
         raise ConfigError(f"{key}={value!r} must be an integer")
     if not is_number(value):
         raise ConfigError(f"{key}={value!r} must be a number")
+
+
+def init_parameters(cls: type) -> dict[str, Any]:
+    """``{name: type hint}`` of the keyword parameters ``cls(...)`` takes, through ``**kwargs``
+    passed up its base classes (``Any`` where a hint cannot be resolved)."""
+    params: dict[str, Any] = {}
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # a hint naming a type only imported for type checking
+            hints = {}
+        signature = inspect.signature(init)
+        for name, param in signature.parameters.items():
+            if name != "self" and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                params.setdefault(name, hints.get(name, Any))
+        if not any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values()):
+            break
+    return params
+
+
+def check_value_type(key: str, value: Any, hint: Any) -> None:
+    """A value typed ``int`` / ``float`` (or ``X | None``) in the signature must be one."""
+    is_union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+    args = typing.get_args(hint) if is_union else ()
+    optional = type(None) in args
+    base = next((a for a in args if a is not type(None)), hint) if len(args) == 2 and optional else hint
+    if value is None and optional:
+        return
+    if base in (int, float):
+        require_number(key, value, integer=base is int)
+
+
+def check_key_known(group: str, key: str, params: Any, class_name: str) -> None:
+    """``<group>.<key>`` must be one of ``params`` (a setting of ``class_name``), else one line
+    naming the closest settings."""
+    if key in params:
+        return
+    close = ", ".join(difflib.get_close_matches(key, list(params), n=3)) or ", ".join(sorted(params))
+    raise ConfigError(f"{group}.{key} is not a setting of {class_name}; did you mean: {close}")
+
+
+def check_node_keys(node: Mapping[str, Any], cls: type, group: str, skip: tuple[str, ...] = ()) -> None:
+    """Every key of config group ``group`` is a parameter of ``cls``, with a value of its type."""
+    params = init_parameters(cls)
+    for key in node:
+        if str(key).startswith("_") or key in skip:
+            continue
+        check_key_known(group, str(key), params, cls.__name__)
+        check_value_type(f"{group}.{key}", node[key], params[key])
+
+
+def module_source(name: str) -> Path | None:
+    """The source file of module ``name``, found without importing it or its packages (``None``
+    when it is not a plain ``.py`` file)."""
+    parts = name.split(".")
+    spec = importlib.util.find_spec(parts[0])
+    for depth in range(1, len(parts)):
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(
+            ".".join(parts[: depth + 1]), list(spec.submodule_search_locations)
+        )
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
+
+
+def source_class(module: str, name: str) -> tuple[str, ast.ClassDef] | None:
+    """``(defining module, class node)`` of ``module.name``, following ``from x import name``
+    re-exports (a package's ``__init__``) through the source."""
+    path = module_source(module)
+    if path is None:
+        return None
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == name:
+            return module, node
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if any((alias.asname or alias.name) == name for alias in node.names):
+                original = next(a.name for a in node.names if (a.asname or a.name) == name)
+                return source_class(node.module, original)
+    return None
+
+
+def source_parameters(target: str) -> frozenset[str] | None:
+    """The keyword parameters of class ``target``'s ``__init__``, through ``**kwargs`` up its bases,
+    read from the source (what :func:`init_parameters` gives for the imported class). Read by hand
+    because importing an algorithm imports torch and Lightning (5-10 s) and the names are plain text;
+    ``None`` where the source cannot say (a base defined outside plain source, a class made at run
+    time): the check then runs on the imported class."""
+    module, _, name = target.rpartition(".")
+    found = source_class(module, name) if module else None
+    params: set[str] = set()
+    while found is not None:
+        module, node = found
+        init = next((n for n in node.body if isinstance(n, ast.FunctionDef) and n.name == "__init__"), None)
+        if init is not None:
+            params |= {a.arg for a in (*init.args.posonlyargs, *init.args.args, *init.args.kwonlyargs)}
+            if init.args.kwarg is None:
+                return frozenset(params - {"self"})
+        bases = [b.id for b in node.bases if isinstance(b, ast.Name)]
+        if len(bases) != len(node.bases) or len(bases) != 1:
+            return None
+        found = source_class(module, bases[0])
+    return None
+
+
+def check_algo_key_names(algo: Mapping[str, Any]) -> None:
+    """Every ``algo.*`` key is a parameter of the rlcamp algorithm ``algo._target_`` names, read
+    from its source (:func:`source_parameters`); ``validate_run`` checks other classes, and the
+    values' types, on the imported class."""
+    target = str(algo.get("_target_", ""))
+    params = source_parameters(target) if target.startswith("rlcamp.algos.") else None
+    if params is None:
+        return
+    for key in algo:
+        if not str(key).startswith("_"):
+            check_key_known("algo", str(key), params, target.rpartition(".")[2])
+
+
+def torch_build() -> tuple[str, bool] | None:
+    """``(version, has_gpu_support)`` of the installed torch, read from ``torch/version.py`` without
+    importing torch (about 2 s); ``None`` when torch is not found there."""
+    path = module_source("torch.version")
+    if path is None:
+        return None
+    values = {}
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        value = getattr(node, "value", None)
+        if isinstance(target, ast.Name) and isinstance(value, ast.Constant):
+            values[target.id] = value.value
+    return str(values.get("__version__")), any(values.get(key) for key in ("cuda", "hip"))
+
+
+def no_cuda_error(accelerator: str, version: str) -> ConfigError:
+    """The one line for ``trainer.accelerator=gpu`` where torch sees no CUDA device."""
+    return ConfigError(
+        f"trainer.accelerator={accelerator} but torch {version} sees no CUDA device; "
+        "use trainer=cpu, or install a CUDA build of torch on a GPU machine"
+    )
+
+
+def wants_gpu(cfg: DictConfig) -> str | None:
+    """``trainer.accelerator`` when it asks for a CUDA device (``gpu``/``cuda``), else None."""
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="cpu")).lower()
+    return accelerator if accelerator in ("gpu", "cuda") else None
+
+
+def check_accelerator_build(cfg: DictConfig) -> None:
+    """``trainer=gpu`` with a torch built without CUDA or ROCm cannot run; a GPU build without a
+    device is found once torch is imported (``validate_run``)."""
+    accelerator, build = wants_gpu(cfg), torch_build()
+    if accelerator and build is not None and not build[1]:
+        raise no_cuda_error(accelerator, build[0])
 
 
 def check_run_keys(cfg: DictConfig) -> None:
@@ -232,14 +403,16 @@ def algo_checks(target: str) -> tuple[AlgoCheck, ...]:
 
 def check_config(cfg: DictConfig) -> None:
     """Every check above on a composed ``rlcamp-train`` config, in ``validate_run``'s order: the run's
-    keys, the env recipe, the algorithm's hyperparameters."""
+    keys, the trainer's build, the env recipe, the algorithm's keys and hyperparameters."""
     check_run_keys(cfg)
+    check_accelerator_build(cfg)
     env = cfg.get("env") or {}
     n_envs = None
     if env.get("_target_") in ENV_TARGETS:
         check_env_recipe(env)
         n_envs = env.get("n_envs")
     algo = cfg.get("algo") or {}
+    check_algo_key_names(algo)
     settings = AlgoSettings(algo, n_envs, OmegaConf.select(cfg, "algo.optimizer.lr", default=None))
     for check in algo_checks(str(algo.get("_target_", ""))):
         check(settings)

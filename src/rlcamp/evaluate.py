@@ -68,11 +68,11 @@ def check_finite_weights(module: torch.nn.Module, path: str | Path) -> None:
 
 def run_eval(cfg: DictConfig) -> dict[str, Any]:
     """Load ``cfg.ckpt_path``, evaluate, write ``eval.json`` (and videos); returns its content."""
+    from rlcamp.envs.checks import check_renders_frames
     from rlcamp.train import quiet_libraries
     from rlcamp.utils.build import instantiate_group
     from rlcamp.utils.checkpoint import load_run
     from rlcamp.utils.conf import algo_name
-    from rlcamp.utils.validation import check_renders_frames
     from rlcamp.utils.wandb import (
         define_env_step_axis,
         finish_wandb,

@@ -6,7 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rlcamp.envs import EnvError, RunningMeanStd, VecEnvFactory
+from rlcamp.envs import EnvError, VecEnvFactory
+from rlcamp.envs.normalize import RunningMeanStd
 
 
 def test_unknown_env_suggests_close_names():
@@ -66,7 +67,7 @@ def test_running_mean_std_matches_numpy():
 def test_normalizer_state_round_trips_through_state_dict():
     import torch
 
-    from rlcamp.envs import RunningNormalizer
+    from rlcamp.envs.normalize import RunningNormalizer
 
     source, target = RunningNormalizer((3,)), RunningNormalizer((3,))
     source.update(torch.randn(100, 3) * 4 + 2)

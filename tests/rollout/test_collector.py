@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from rlcamp.envs import RewardScaler, VecEnvFactory
+from rlcamp.envs import VecEnvFactory
+from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn import ActorCritic
 from rlcamp.rollout import RolloutCollector, bootstrap_truncations
