@@ -75,8 +75,17 @@ def test_the_experiment_sets_nothing_an_algorithm_reads_but_the_budget():
     assert list(experiment.defaults) == [{"override /logger": "none"}, {"override /callbacks": "none"}]
 
 
+@pytest.fixture
+def hydra_config():
+    """Hydra's global job config, put back after the test: a test that sets it to a zoo job's (a
+    multirun) would otherwise make every later test in the process read as a sweep job."""
+    before = HydraConfig.instance().cfg
+    yield HydraConfig.instance()
+    HydraConfig.instance().cfg = before
+
+
 @pytest.mark.parametrize("env", ["cartpole", "acrobot", "pendulum", "inverted_pendulum"])
-def test_every_row_gets_the_envs_budget_and_its_folder(env):
+def test_every_row_gets_the_envs_budget_and_its_folder(env, hydra_config):
     """Each row composes with the env's budget, and its run directory is the folder the script reads."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
@@ -86,7 +95,7 @@ def test_every_row_gets_the_envs_budget_and_its_folder(env):
             )
             budget = BUDGETS[cfg.env.id]
             assert cfg.total_env_steps == budget and cfg.algo.total_env_steps == budget
-            HydraConfig.instance().set_config(cfg)
+            hydra_config.set_config(cfg)
             assert cfg.zoo.row == row
             assert Path(cfg.hydra.run.dir) == zoo.Run(row, env, 7).folder(Path("logs") / "zoo")
             assert Path(cfg.hydra.sweep.dir, cfg.hydra.sweep.subdir) == Path(cfg.hydra.run.dir)
