@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -126,77 +128,67 @@ def test_target_kl_crossed_on_one_rank_only_stops_both_without_hanging(tmp_path)
     assert len(stops) == 8 and all(float(stop) == 1.0 for stop in stops)
 
 
+@contextmanager
+def two_ranks_with_a_checkpoint(
+    tmp_path: Path, overrides: list[str], wait_s: float
+) -> Iterator[subprocess.Popen]:
+    """A two-rank run of ``overrides`` in its own process group, handed over once its first
+    checkpoint exists (or after ``wait_s``); killed with its ranks if it still runs at the end."""
+    command = [sys.executable, "-m", "rlcamp.train", *DDP, *TINY[1:], *overrides, f"hydra.run.dir={tmp_path}"]
+    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
+    options = {"cwd": Path(__file__).parents[1], "start_new_session": True, "stderr": subprocess.PIPE}
+    with subprocess.Popen(command, **options) as run:
+        try:
+            deadline = time.monotonic() + wait_s
+            while not checkpoint.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            yield run
+        finally:
+            if run.poll() is None:
+                os.killpg(run.pid, signal.SIGKILL)
+
+
 @pytest.mark.slow
 def test_sigterm_to_the_launching_process_checkpoints_every_rank_and_stops(tmp_path):
     """SIGTERM to the main process only (SLURM signals every process; each rank handles it the
     same way): passed on to both ranks, both finish the rollout, rank 0 writes the checkpoint, the
     run exits 128 + 15 with ``status: preempted``, and it resumes with ``ckpt_path=last``."""
-    command = [
-        sys.executable,
-        "-m",
-        "rlcamp.train",
-        *DDP,
-        *TINY[1:],
-        "total_env_steps=400000",
-        "callbacks.checkpoint.every_env_steps=1024",
-        f"hydra.run.dir={tmp_path}",
-    ]
-    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
-    options = {"cwd": Path(__file__).parents[1], "start_new_session": True, "stderr": subprocess.PIPE}
-    with subprocess.Popen(command, **options) as run:
-        try:
-            deadline = time.monotonic() + 60
-            while not checkpoint.exists() and time.monotonic() < deadline:
-                time.sleep(0.2)
-            run.send_signal(signal.SIGTERM)
-            _, stderr = run.communicate(timeout=60)
-        finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
+    overrides = ["total_env_steps=400000", "callbacks.checkpoint.every_env_steps=1024"]
+    with two_ranks_with_a_checkpoint(tmp_path, overrides, wait_s=60) as run:
+        run.send_signal(signal.SIGTERM)
+        _, stderr = run.communicate(timeout=60)
     assert run.returncode == 128 + signal.SIGTERM, stderr[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["status"] == "preempted" and summary["preempted_by"] == "SIGTERM"
     assert 0 < summary["env_steps"] < 400_000
-    assert load_checkpoint(checkpoint)["rlcamp"]["env_steps"] == summary["env_steps"]
+    assert (
+        load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"] == summary["env_steps"]
+    )
 
 
 @pytest.mark.slow
 def test_a_second_ctrl_c_ends_a_two_rank_run_within_seconds(tmp_path):
     """Two SIGINTs to the process group (Ctrl-C twice) during a long rollout: the ranks stop at
     once, the launching process stops waiting for them and the run exits 130, its metrics kept."""
-    command = [
-        sys.executable,
-        "-m",
-        "rlcamp.train",
-        *DDP,
-        *TINY[1:],
+    overrides = [
         "total_env_steps=4000000",
         "algo.n_steps=16384",
         "algo.n_minibatches=4",
         "algo.update_epochs=1",
         "callbacks.checkpoint.every_env_steps=1",
-        f"hydra.run.dir={tmp_path}",
     ]
-    checkpoint = tmp_path / "checkpoints" / "last.ckpt"
-    options = {"cwd": Path(__file__).parents[1], "start_new_session": True, "stderr": subprocess.PIPE}
-    with subprocess.Popen(command, **options) as run:
+    with two_ranks_with_a_checkpoint(tmp_path, overrides, wait_s=90) as run:
+        for _ in range(2):
+            os.killpg(run.pid, signal.SIGINT)
+            time.sleep(0.2)
+        started = time.monotonic()
         try:
-            deadline = time.monotonic() + 90
-            while not checkpoint.exists() and time.monotonic() < deadline:
-                time.sleep(0.1)
-            for _ in range(2):
-                os.killpg(run.pid, signal.SIGINT)
-                time.sleep(0.2)
-            started = time.monotonic()
             _, stderr = run.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             pytest.fail("the launching process hung after a second Ctrl-C")
-        finally:
-            if run.poll() is None:
-                os.killpg(run.pid, signal.SIGKILL)
     assert run.returncode == 130, stderr[-2000:]
     assert time.monotonic() - started < 20
-    assert load_checkpoint(checkpoint)["rlcamp"]["env_steps"] > 0
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["rlcamp"]["env_steps"] > 0
     assert (tmp_path / "metrics.csv").read_text().count("\n") >= 2
 
 
