@@ -18,13 +18,20 @@ GAMES = ["asterix", "breakout", "freeway", "seaquest", "space_invaders"]
 
 
 @pytest.mark.parametrize("game", GAMES)
-def test_every_game_composes_with_the_family_defaults(make_cfg, game):
-    cfg = make_cfg(f"env=minatar_{game}")
+def test_every_game_collects_a_rollout_with_the_family_defaults(make_cfg, game):
+    """Each of the paper's five games composes with the family's CNN and settings, and one rollout
+    of it stores its uint8 [C, 10, 10] frames."""
+    cfg = make_cfg(f"env=minatar_{game}", "env.n_envs=1")
     assert cfg.network.encoder._target_ == "rlcamp.nn.encoders.MinAtarCNN"
     assert cfg.env.id.startswith("MinAtar/") and cfg.env.id.endswith("-v1")
     assert not cfg.env.normalize_obs
-    observation_space, _ = build(cfg).env_factory.spaces()
+    module = build(cfg)
+    observation_space, _ = module.env_factory.spaces()
     assert observation_space.dtype == np.uint8 and observation_space.shape[1:] == (10, 10)
+    module.setup("fit")
+    batch = module.collect_rollout()
+    module.teardown("fit")
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (cfg.algo.n_steps, *observation_space.shape)
 
 
 def test_frames_are_channels_first_uint8_copies_of_the_game_state():
