@@ -88,7 +88,9 @@ def sample_episodes(
     """
     if not isinstance(policy.action_space, gym.spaces.Discrete) or policy.image_obs:
         raise ValueError(
-            "the variance study supports Discrete actions on flat observations only; pick such an env"
+            "the variance study supports Discrete actions on flat observations only (this env: "
+            f"{type(policy.action_space).__name__} actions{', images' if policy.image_obs else ''}); "
+            "pick such an env, e.g. env=cartpole"
         )
     per_env = math.ceil(n_episodes / n_envs)
     env = env_factory(seed=seed, n_envs=n_envs)
