@@ -38,6 +38,7 @@ from rlcamp.algos.bias_variance import (
     StudySettings,
     bandit_exact_gradient,
     bandit_gradients,
+    check_study_spaces,
     error_statistics,
     run_study,
 )
@@ -268,6 +269,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         start = time.perf_counter()
         cfg = compose_study(args.overrides, args.out)
+        check_study_spaces(*hydra.utils.instantiate(cfg.env).spaces())  # before the snapshot run trains
         frame = study_rows(cfg, train_snapshots(cfg))
         csv.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(csv, index=False)

@@ -81,6 +81,16 @@ def test_rlcamp_eval_writes_eval_json_and_mp4(make_cfg, tmp_path):
     assert f"return {report['return_mean']:.2f} ± {report['return_std']:.2f} over 3" in result.stdout
 
 
+def test_evaluation_gives_a_multibinary_env_int8_actions():
+    """The deterministic MultiBinary policy plays ``[z > 0]`` as int8 arrays, the space's dtype
+    (``MultiBinaryTargetEnv`` asserts it on every step)."""
+    factory = VecEnvFactory(id="tests.helpers.envs:MultiBinaryTargetEnv")
+    policy = ActorCritic(*factory.spaces())
+    for deterministic in (True, False):
+        result = evaluate_policy(policy, factory, n_episodes=2, deterministic=deterministic)
+        assert result.lengths == [4, 4] and all(0 <= r <= 4 for r in result.returns)
+
+
 def test_rlcamp_eval_missing_checkpoint_is_one_line(tmp_path):
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra

@@ -26,6 +26,7 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from rlcamp.rollout.evaluation import evaluate_policy
 from rlcamp.train import run_job, train
 from rlcamp.utils.checkpoint import latest_checkpoint, latest_job_checkpoint, load_checkpoint
 from tests.helpers.envs import CountingEnv
@@ -546,6 +547,43 @@ def test_a_cnn_run_resumes_bit_for_bit(make_cfg, tmp_path):
     for name, tensor in resumed.state_dict().items():
         assert torch.equal(full[name], tensor), name
     assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+
+
+def test_a_multidiscrete_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path):
+    """The MultiDiscrete head: a run resumed from its mid-run checkpoint ends with the uninterrupted
+    run's weights and metrics (scripted targets, every episode ends at the checkpoint);
+    ``rlcamp-eval`` on the checkpoint reports the in-process evaluation's returns."""
+    multi = [
+        "env.id=tests.helpers.envs:MultiDiscreteTargetEnv",
+        "+env.kwargs.scripted=true",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "algo.update_epochs=2",
+        "total_env_steps=64",
+        "callbacks.checkpoint.every_env_steps=32",
+    ]
+    _, full_module = train(make_cfg(*multi, output_dir=tmp_path / "full"))
+    crash = ["+callbacks.crash._target_=tests.test_resume.CrashAt", "+callbacks.crash.env_steps=48"]
+    with pytest.raises(Crash):
+        train(make_cfg(*multi, *crash, output_dir=tmp_path / "crashed"))
+    ckpt = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(ckpt)["rlcamp"]["env_steps"] == 32
+    _, resumed = train(make_cfg(*multi, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+    full_ckpt = tmp_path / "full" / "checkpoints" / "last.ckpt"
+    full = load_checkpoint(full_ckpt)["state_dict"]
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(full[name], tensor), name
+    assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+
+    expected = evaluate_policy(full_module.policy, full_module.env_factory, n_episodes=2, seed=100_000)
+    command = [sys.executable, "-m", "rlcamp.evaluate", f"ckpt_path={full_ckpt}", "n_episodes=2"]
+    result = subprocess.run(
+        [*command, f"paths.log_dir={tmp_path / 'logs'}"], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (out_dir,) = (tmp_path / "logs" / "eval" / "runs").iterdir()
+    assert json.loads((out_dir / "eval.json").read_text())["returns"] == expected.returns
 
 
 def test_a_checkpoint_from_before_the_network_interface_evaluates_and_resumes(make_cfg, tmp_path):

@@ -142,8 +142,8 @@ CASES = {
         None,
     ),
     "action_space_unsupported": (
-        ["env.id=tests.helpers.envs:MultiBinaryEnv"],
-        "has action space MultiBinary; rlcamp supports Discrete",
+        ["env.id=tests.helpers.envs:TupleActionEnv"],
+        "has action space Tuple; rlcamp supports Discrete",
         None,
     ),
     "mujoco_missing": (

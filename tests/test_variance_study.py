@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from omegaconf import OmegaConf
 
 from rlcamp.algos.bias_variance import StudySettings, estimator_names
@@ -93,3 +94,10 @@ def test_plot_only_writes_into_out_the_committed_table_and_leaves_docs_alone(tmp
         script.FIGURES / "variance_study_table.md"
     ).read_text()
     assert (tmp_path / "variance_study.png").stat().st_size > 0
+
+
+def test_the_script_refuses_a_multidiscrete_env_before_training(tmp_path):
+    script = load_script()
+    with pytest.raises(ValueError, match=r"flat observations only \(this env: MultiDiscrete actions\)"):
+        script.main(["--out", str(tmp_path), "env.id=tests.helpers.envs:MultiDiscreteTargetEnv"])
+    assert not any(tmp_path.rglob("*.ckpt")), "no snapshot run may train"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rlcamp.algos.actor_critic import expected_q, td0_targets
+from rlcamp.errors import ConfigError
 from rlcamp.nn import QCritic
 from rlcamp.rollout.buffer import Rollout
 from rlcamp.train import build
@@ -200,3 +201,11 @@ def test_advantage_weighted_actor_critic_solves_cartpole(tmp_path):
     P(fewer than 3 of 6 pass) = 0.40%.
     """
     ACTOR_CRITIC_ADVANTAGE_CARTPOLE.check(tmp_path)
+
+
+@pytest.mark.parametrize("env", ["MultiDiscreteTargetEnv", "MultiBinaryTargetEnv"])
+def test_multi_action_spaces_are_refused_in_one_line_naming_the_fix(make_cfg, env):
+    message = r"Q critic takes Discrete or Box actions, not Multi.*; use algo=a2c or algo=ppo"
+    with pytest.raises(ConfigError, match=message) as err:
+        build(make_cfg("algo=actor_critic", f"env.id=tests.helpers.envs:{env}"))
+    assert "\n" not in str(err.value)

@@ -169,6 +169,15 @@ def test_sample_episodes_are_complete_seeded_and_flag_time_limits():
         sample_episodes(box, VecEnvFactory(id="Pendulum-v1"), 1, seed=0)
 
 
+def test_the_study_refuses_multidiscrete_in_one_line_before_building_an_env():
+    factory = VecEnvFactory(id="tests.helpers.envs:MultiDiscreteTargetEnv")
+    policy = ActorCritic(*factory.spaces())
+    message = r"flat observations only \(this env: MultiDiscrete actions\); pick such an env"
+    with pytest.raises(ValueError, match=message) as err:
+        sample_episodes(policy, VecEnvFactory(id="no-such-env"), 1, seed=0)
+    assert "\n" not in str(err.value)
+
+
 def test_fit_value_regresses_on_its_targets():
     torch.manual_seed(0)
     critic = ActorCritic(*CARTPOLE.spaces(), hidden_sizes=(32,))

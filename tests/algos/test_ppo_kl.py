@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import math
+
 import pandas as pd
 import pytest
 import torch
@@ -90,3 +93,14 @@ def test_ppo_kl_penalty_solves_cartpole_within_100k_steps(tmp_path):
     P(fewer than 2 of 4 pass) = 0.17%.
     """
     PPO_KL_CARTPOLE.check(tmp_path)
+
+
+@pytest.mark.parametrize("env", ["MultiDiscreteTargetEnv", "MultiBinaryTargetEnv"])
+def test_ppo_kl_updates_through_the_multi_action_heads(make_cfg, tmp_path, env):
+    """A short run on each multi-action test env: every rollout updates and every logged number is finite."""
+    overrides = [f"env.id=tests.helpers.envs:{env}", "callbacks=none", "logger=csv", "algo.n_steps=16"]
+    summary, _ = train(make_cfg("algo=ppo_kl", *overrides, "total_env_steps=256"))
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert summary["env_steps"] == 256 and rows
+    logged = [float(v) for row in rows for k, v in row.items() if k.startswith("train/") and v]
+    assert logged and all(math.isfinite(v) for v in logged)

@@ -3,6 +3,9 @@ complete-episode mask and reward-to-go against brute force, and learning CartPol
 
 from __future__ import annotations
 
+import csv
+import math
+
 import pytest
 import torch
 
@@ -140,3 +143,14 @@ def test_reinforce_with_value_baseline_learns_cartpole(tmp_path):
     makes it fall off the solution. P(fewer than 4 of 8 pass) = 0.29%.
     """
     REINFORCE_VALUE_BASELINE_CARTPOLE.check(tmp_path)
+
+
+@pytest.mark.parametrize("env", ["MultiDiscreteTargetEnv", "MultiBinaryTargetEnv"])
+def test_reinforce_updates_through_the_multi_action_heads(make_cfg, tmp_path, env):
+    """A short run on each multi-action test env: every rollout updates and every logged number is finite."""
+    overrides = [f"env.id=tests.helpers.envs:{env}", "callbacks=none", "logger=csv", "algo.n_steps=16"]
+    summary, _ = train(make_cfg("algo=reinforce", *overrides, "total_env_steps=256"))
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert summary["env_steps"] == 256 and rows
+    logged = [float(v) for row in rows for k, v in row.items() if k.startswith("train/") and v]
+    assert logged and all(math.isfinite(v) for v in logged)

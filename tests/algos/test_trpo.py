@@ -135,3 +135,25 @@ def test_trpo_balances_inverted_pendulum_within_50k_steps(tmp_path):
     Measured on seeds 101-120: 1000 on all 20. P(fewer than 2 of 4 pass) = 0.17%.
     """
     TRPO_INVERTED_PENDULUM.check(tmp_path)
+
+
+TRPO_MULTIDISCRETE = LearningClaim(
+    overrides=("algo=trpo", "env.id=tests.helpers.envs:MultiDiscreteTargetEnv", "total_env_steps=16384"),
+    threshold=2.7,
+    seeds=tuple(range(201, 203)),
+    min_passing=1,
+)
+
+
+@pytest.mark.slow
+def test_trpo_learns_the_multidiscrete_target_env(tmp_path):
+    """TRPO with the CartPole tuning (NPG tuning: 2 envs x 512 steps, δ = 0.01, GAE λ 0.98; backtracking
+    line search) on the MultiDiscrete([3, 4, 2]) target env (reward: the fraction of components matching
+    the target shown, 4 steps an episode; uniform ≈ 1.44, perfect 4) at 16384 env steps: at least 1 of 2
+    seeds end with a 20-episode mean return >= 2.7.
+
+    Measured on seeds 101-120 (sorted): 2.98, 2.98, 3.00, 3.02, 3.03, 3.03, 3.03, 3.07, 3.08, 3.08,
+    3.08, 3.10, 3.10, 3.10, 3.10, 3.10, 3.12, 3.20, 3.22, 3.28 — 20 of 20 >= 2.7.
+    P(fewer than 1 of 2 pass) = 0.40% (``tests.helpers.learning.failure_probability``).
+    """
+    TRPO_MULTIDISCRETE.check(tmp_path)

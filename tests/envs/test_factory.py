@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rlcamp.envs import EnvError, VecEnvFactory
+from rlcamp.envs.factory import check_action_space
 from rlcamp.envs.normalize import RunningMeanStd
 
 
@@ -16,8 +17,36 @@ def test_unknown_env_suggests_close_names():
 
 
 def test_unsupported_action_space_names_supported_ones():
-    with pytest.raises(EnvError, match=r"MultiBinary.*Discrete .*Box"):
-        VecEnvFactory(id="tests.helpers.envs:MultiBinaryEnv").spaces()
+    with pytest.raises(EnvError, match=r"Tuple; .*Discrete .*Box .*MultiDiscrete .*MultiBinary"):
+        VecEnvFactory(id="tests.helpers.envs:TupleActionEnv").spaces()
+
+
+@pytest.mark.parametrize(
+    ("space", "message"),
+    [
+        (gym.spaces.MultiDiscrete([[2, 3], [4, 5]]), "takes a 1-D nvec with start 0"),
+        (gym.spaces.MultiDiscrete([2, 3], start=[1, 0]), "takes a 1-D nvec with start 0"),
+    ],
+    ids=["2d-nvec", "start"],
+)
+def test_multidiscrete_the_head_cannot_take_is_refused_in_one_line(space, message):
+    with pytest.raises(EnvError, match=message) as err:
+        check_action_space("Some-v0", space)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "dtype"),
+    [("MultiDiscreteTargetEnv", np.int64), ("MultiBinaryTargetEnv", np.int8)],
+)
+def test_multi_action_spaces_step_a_vector_env(env_id, dtype):
+    """MultiDiscrete and MultiBinary envs build and step; MultiBinary envs get int8 actions, as the
+    rollout stores them (the env asserts it)."""
+    env = VecEnvFactory(id=f"tests.helpers.envs:{env_id}", n_envs=2)(seed=0)
+    env.reset(seed=0)
+    actions = env.action_space.sample().astype(dtype)
+    _, reward, *_ = env.step(actions)
+    assert reward.shape == (2,) and ((0 <= reward) & (reward <= 1)).all()
 
 
 def test_module_class_entry_point():

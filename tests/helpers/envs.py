@@ -47,12 +47,80 @@ class NaNEnv(CountingEnv):
         return obs, reward, terminated, truncated, info
 
 
-class MultiBinaryEnv(CountingEnv):
+class TupleActionEnv(CountingEnv):
     """An env with an action space rlcamp does not support."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.action_space = gym.spaces.MultiBinary(3)
+        self.action_space = gym.spaces.Tuple((gym.spaces.Discrete(2), gym.spaces.Discrete(3)))
+
+
+class MultiTargetEnv(gym.Env):
+    """Match a target shown in the observation, every component at once.
+
+    Each step draws a new target per action component and shows it (one-hot per MultiDiscrete
+    component, ±1 per MultiBinary entry); the reward is the fraction of components equal to it, so
+    only a policy right on every component earns 1 a step. ``horizon`` steps an episode: a perfect
+    policy earns ``horizon``, a uniform one ``horizon · mean_j(1/n_j)``. ``scripted``: the targets
+    are a function of the step alone, every episode the same (runs that resume match bit for bit).
+    """
+
+    def __init__(self, action_space: gym.Space, horizon: int = 4, scripted: bool = False) -> None:
+        self.action_space = action_space
+        self.horizon = horizon
+        self.scripted = scripted
+        self.t = 0
+        self.target = np.zeros(action_space.shape, np.int64)
+
+    def _draw(self) -> np.ndarray:
+        """New targets (``_targets``) and the observation showing them."""
+        raise NotImplementedError
+
+    def _targets(self, high: np.ndarray) -> np.ndarray:
+        if self.scripted:
+            return (self.t * np.arange(1, high.size + 1)).reshape(high.shape) % high
+        return self.np_random.integers(high)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._draw(), {}
+
+    def step(self, action):
+        reward = float(np.mean(np.asarray(action) == self.target))
+        self.t += 1
+        return self._draw(), reward, self.t >= self.horizon, False, {}
+
+
+class MultiDiscreteTargetEnv(MultiTargetEnv):
+    """``MultiTargetEnv`` with MultiDiscrete ``nvec`` actions (uneven: 3, 4, 2); uniform earns 0.36 a step."""
+
+    def __init__(self, nvec: tuple[int, ...] = (3, 4, 2), horizon: int = 4, scripted: bool = False) -> None:
+        super().__init__(gym.spaces.MultiDiscrete(list(nvec)), horizon, scripted)
+        self.nvec = np.asarray(nvec)
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (int(self.nvec.sum()),), np.float32)
+
+    def _draw(self) -> np.ndarray:
+        self.target = self._targets(self.nvec)
+        obs = np.zeros(self.observation_space.shape, np.float32)
+        obs[np.cumsum(np.concatenate([[0], self.nvec[:-1]])) + self.target] = 1.0
+        return obs
+
+
+class MultiBinaryTargetEnv(MultiTargetEnv):
+    """``MultiTargetEnv`` with MultiBinary ``shape`` actions (int8 0/1); uniform earns 0.5 a step."""
+
+    def __init__(self, shape: tuple[int, ...] = (4,), horizon: int = 4, scripted: bool = False) -> None:
+        super().__init__(gym.spaces.MultiBinary(list(shape)), horizon, scripted)
+        self.observation_space = gym.spaces.Box(-1.0, 1.0, (int(np.prod(shape)),), np.float32)
+
+    def _draw(self) -> np.ndarray:
+        self.target = self._targets(np.full(self.action_space.shape, 2)).astype(np.int8)
+        return (2.0 * self.target.reshape(-1) - 1.0).astype(np.float32)
+
+    def step(self, action):
+        assert self.action_space.contains(action) and action.dtype == np.int8, action
+        return super().step(action)
 
 
 class TerminalRewardEnv(CountingEnv):

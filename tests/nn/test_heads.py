@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import itertools
+
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from torch.distributions import Bernoulli, Categorical, Independent, Normal, kl_divergence
 
-from rlcamp.nn import ActorCritic, CategoricalHead, GaussianHead
+from rlcamp.nn import ActorCritic, BernoulliHead, CategoricalHead, GaussianHead, MultiCategoricalHead
+
+NVEC = (3, 5, 2)  # uneven on purpose: the segments are padded to the widest
 
 
 @pytest.fixture
@@ -66,7 +71,15 @@ def test_gaussian_samples_have_the_policy_moments(gaussian):
 
 
 @pytest.mark.parametrize(
-    "action_space", [gym.spaces.Discrete(3), gym.spaces.Box(-1, 1, (2,), np.float32)], ids=["discrete", "box"]
+    "action_space",
+    [
+        gym.spaces.Discrete(3),
+        gym.spaces.Box(-1, 1, (2,), np.float32),
+        gym.spaces.MultiDiscrete(NVEC),
+        gym.spaces.MultiBinary(4),
+        gym.spaces.MultiBinary((2, 3)),
+    ],
+    ids=["discrete", "box", "multidiscrete", "multibinary", "multibinary-2d"],
 )
 @pytest.mark.parametrize("shared", [False, True], ids=["separate", "shared"])
 def test_actor_critic_fast_paths_agree_with_distribution(action_space, shared):
@@ -78,8 +91,8 @@ def test_actor_critic_fast_paths_agree_with_distribution(action_space, shared):
     torch.testing.assert_close(fast_log_prob, log_prob)
     torch.testing.assert_close(entropy, policy.distribution(obs).entropy())
     torch.testing.assert_close(fast_value, value)
-    expected_shape = (32,) if isinstance(action_space, gym.spaces.Discrete) else (32, 2)
-    assert policy.sample(obs, policy.head.noise((32,))).shape == expected_shape
+    assert policy.sample(obs, policy.head.noise((32,))).shape == (32, *action_space.shape)
+    assert policy.act(obs, deterministic=True)[0].shape == (32, *action_space.shape)
 
 
 def test_shared_network_shares_the_body():
@@ -96,3 +109,159 @@ def test_orthogonal_init_gains():
     torch.testing.assert_close(w @ w.T, 2.0 * torch.eye(64), atol=1e-4, rtol=0)  # gain √2
     head_w = policy.head.linear.weight.detach()
     torch.testing.assert_close(head_w @ head_w.T, 1e-4 * torch.eye(64), atol=1e-7, rtol=0)  # gain 0.01
+
+
+@pytest.fixture
+def multicategorical():
+    torch.manual_seed(0)
+    head = MultiCategoricalHead(8, NVEC, init_gain=1.0)
+    return head, head(torch.randn(64, 8))
+
+
+@pytest.fixture(params=[(4,), (2, 3)], ids=["flat", "2d"])
+def bernoulli(request):
+    torch.manual_seed(0)
+    head = BernoulliHead(8, request.param, init_gain=1.0)
+    return head, head(torch.randn(64, 8))
+
+
+def segment_categoricals(logits: torch.Tensor) -> list[Categorical]:
+    """The MultiDiscrete policy written out: one ``Categorical`` per segment of the logits."""
+    return [Categorical(logits=z) for z in torch.split(logits, NVEC, dim=-1)]
+
+
+def bernoullis(head: BernoulliHead, logits: torch.Tensor) -> Independent:
+    """The MultiBinary policy written out: ``Independent(Bernoulli(z))`` over the space's shape."""
+    shaped = logits.reshape(*logits.shape[:-1], *head.action_shape)
+    return Independent(Bernoulli(logits=shaped), len(head.action_shape))
+
+
+def test_multicategorical_log_prob_and_entropy_match_a_product_of_categoricals(multicategorical):
+    head, logits = multicategorical
+    actions = torch.stack([torch.randint(0, n, (64,)) for n in NVEC], dim=-1)
+    log_prob, entropy = head.log_prob_entropy(logits, actions)
+    parts = segment_categoricals(logits)
+    expected_log_prob = sum(d.log_prob(actions[:, j]) for j, d in enumerate(parts))
+    expected_entropy = sum(d.entropy() for d in parts)
+    torch.testing.assert_close(log_prob, expected_log_prob)
+    torch.testing.assert_close(entropy, expected_entropy)
+    torch.testing.assert_close(head.distribution(logits).log_prob(actions), expected_log_prob)
+    torch.testing.assert_close(head.distribution(logits).entropy(), expected_entropy)
+
+
+def test_bernoulli_log_prob_and_entropy_match_independent_bernoullis(bernoulli):
+    head, logits = bernoulli
+    actions = torch.randint(0, 2, (64, *head.action_shape), dtype=torch.int8)  # as the rollout stores them
+    log_prob, entropy = head.log_prob_entropy(logits, actions)
+    dist = bernoullis(head, logits)
+    torch.testing.assert_close(log_prob, dist.log_prob(actions.float()))
+    torch.testing.assert_close(entropy, dist.entropy())
+    own = head.distribution(logits)
+    torch.testing.assert_close(own.log_prob(actions.float()), dist.log_prob(actions.float()))
+
+
+def random_kl_case(name: str) -> tuple[torch.nn.Module, tuple, tuple, torch.Tensor]:
+    """A head, two random parameterizations of it and ``torch.distributions.kl_divergence`` between them."""
+    torch.manual_seed(3)
+    if name == "categorical":
+        head, old, new = CategoricalHead(1, 5), torch.randn(64, 5), 2 * torch.randn(64, 5)
+        return head, (old,), (new,), kl_divergence(Categorical(logits=old), Categorical(logits=new))
+    if name == "gaussian":
+        head = GaussianHead(1, 3)
+        (old_mean, new_mean), (old_log_std, new_log_std) = torch.randn(2, 64, 3), torch.randn(2, 3)
+        old_dist = Independent(Normal(old_mean, old_log_std.exp()), 1)
+        expected = kl_divergence(old_dist, Independent(Normal(new_mean, new_log_std.exp()), 1))
+        return head, (old_mean, old_log_std), (new_mean, new_log_std), expected
+    if name == "multicategorical":
+        head, old, new = MultiCategoricalHead(1, NVEC), torch.randn(64, 10), 2 * torch.randn(64, 10)
+        pairs = zip(segment_categoricals(old), segment_categoricals(new), strict=True)
+        return head, (old,), (new,), sum(kl_divergence(p, q) for p, q in pairs)
+    head, old, new = BernoulliHead(1, (2, 3)), torch.randn(64, 6), 2 * torch.randn(64, 6)
+    return head, (old,), (new,), kl_divergence(bernoullis(head, old), bernoullis(head, new))
+
+
+@pytest.mark.parametrize("name", ["categorical", "gaussian", "multicategorical", "bernoulli"])
+def test_every_head_kl_matches_torch_on_random_parameters(name):
+    head, old, new, expected = random_kl_case(name)
+    torch.testing.assert_close(head.kl(old, new), expected)
+    torch.testing.assert_close(head.kl(old, old), torch.zeros(64), atol=1e-6, rtol=0)
+
+
+def enumerate_actions(head: torch.nn.Module) -> torch.Tensor:
+    """Every action of a small MultiDiscrete or MultiBinary head, ``[n_actions, *action_shape]``."""
+    if isinstance(head, MultiCategoricalHead):
+        return torch.tensor(list(itertools.product(*(range(n) for n in head.nvec))))
+    return torch.tensor(list(itertools.product((0, 1), repeat=head.n))).reshape(-1, *head.action_shape)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [lambda: MultiCategoricalHead(1, NVEC), lambda: BernoulliHead(1, (2, 3))],
+    ids=["multicategorical", "bernoulli"],
+)
+def test_kl_hessian_is_the_exact_fisher_of_the_logits(make):
+    """What NPG/TRPO's Fisher-vector products rely on: the Hessian of ``KL(π_z₀ ‖ π_z)`` at
+    ``z = z₀`` equals ``F = Σ_a π(a) ∇_z log π(a) ∇_z log π(a)ᵀ``, summed over every action. Both
+    heads' ``fisher_diagonal`` is empty: all their parameters are a layer's, which K-FAC covers."""
+    head = make()
+    assert head.fisher_diagonal() == []
+    torch.manual_seed(4)
+    z0 = torch.randn(head.linear.out_features, dtype=torch.float64)
+    hessian = torch.autograd.functional.hessian(lambda z: head.kl((z0,), (z,)), z0)
+    actions = enumerate_actions(head)
+    scores = torch.autograd.functional.jacobian(
+        lambda z: head.log_prob_entropy(z.expand(len(actions), -1), actions)[0], z0
+    )
+    probs = head.log_prob_entropy(z0.expand(len(actions), -1), actions)[0].exp()
+    torch.testing.assert_close(probs.sum(), torch.tensor(1.0, dtype=torch.float64))
+    torch.testing.assert_close(hessian, scores.T @ (probs[:, None] * scores))
+
+
+def test_gumbel_max_per_segment_samples_each_softmax():
+    """Per-segment action frequencies of 200k draws match ``softmax(z_j)``; each frequency's standard
+    error is at most ``0.5/√200000 = 1.1e-3``, so 5e-3 is 4.5σ (seeded, so in fact exact every run)."""
+    torch.manual_seed(1)
+    head = MultiCategoricalHead(1, NVEC)
+    logits = torch.tensor([1.0, 0.0, -1.0, 2.0, 0.5, -0.5, 0.0, 1.5, -2.0, 0.3])
+    actions = head.sample(logits.expand(200_000, -1), head.noise((200_000,)))
+    assert actions.dtype == torch.int64 and actions.shape == (200_000, 3)
+    for j, z in enumerate(torch.split(logits, NVEC)):
+        freq = torch.bincount(actions[:, j], minlength=NVEC[j]).double() / 200_000
+        torch.testing.assert_close(freq, torch.softmax(z.double(), -1), atol=5e-3, rtol=0)
+
+
+def test_logistic_noise_samples_each_bernoulli():
+    """Frequencies of ones in 200k draws match ``σ(z)`` (standard error <= 1.1e-3, tolerance 4.5σ),
+    and the entries are independent: one pair's joint frequency is the product of its marginals."""
+    torch.manual_seed(2)
+    head = BernoulliHead(1, (2, 3))
+    logits = torch.tensor([-2.0, -0.5, 0.0, 0.4, 1.0, 3.0])
+    actions = head.sample(logits.expand(200_000, -1), head.noise((200_000,)))
+    assert actions.shape == (200_000, 2, 3)
+    flat = actions.reshape(200_000, 6).double()
+    torch.testing.assert_close(flat.mean(0), torch.sigmoid(logits.double()), atol=5e-3, rtol=0)
+    p = torch.sigmoid(logits.double())
+    torch.testing.assert_close((flat[:, 1] * flat[:, 4]).mean(), p[1] * p[4], atol=5e-3, rtol=0)
+
+
+def test_modes_take_each_component_most_likely_value():
+    torch.manual_seed(0)
+    multi = MultiCategoricalHead(1, NVEC)
+    logits = torch.randn(16, sum(NVEC))
+    expected = torch.stack([z.argmax(-1) for z in torch.split(logits, NVEC, dim=-1)], dim=-1)
+    torch.testing.assert_close(multi.mode(logits), expected)
+    binary = BernoulliHead(1, (3,))
+    # at p = 1/2 torch's Bernoulli.mode is NaN; the head plays 0
+    torch.testing.assert_close(binary.mode(torch.tensor([[-1.0, 0.0, 2.0]])), torch.tensor([[0.0, 0.0, 1.0]]))
+
+
+@pytest.mark.parametrize(
+    "action_space",
+    [gym.spaces.MultiDiscrete(NVEC), gym.spaces.MultiBinary(4)],
+    ids=["multidiscrete", "multibinary"],
+)
+def test_multi_heads_act_through_torch_not_the_numpy_actor(action_space):
+    """No numpy copy of these heads: the rollout samples through the trained torch policy itself."""
+    policy = ActorCritic(gym.spaces.Box(-1, 1, (4,), np.float32), action_space)
+    assert policy.numpy_actor() is None
+    assert policy.action_shape == action_space.shape and policy.action_dtype == action_space.dtype

@@ -30,6 +30,21 @@ def test_shapes_and_dtypes():
     assert r.next_obs.shape == (2, 1)
 
 
+@pytest.mark.parametrize(
+    ("env", "shape", "dtype"),
+    [("MultiDiscreteTargetEnv", (3,), torch.int64), ("MultiBinaryTargetEnv", (4,), torch.int8)],
+)
+def test_multi_actions_are_stored_in_the_heads_shape_and_dtype(env, shape, dtype):
+    """MultiDiscrete: int64 per component; MultiBinary: int8 0/1, the space's dtype, which the env
+    receives as is (``MultiBinaryTargetEnv`` asserts it); the stored actions are the policy's samples."""
+    factory = VecEnvFactory(id=f"tests.helpers.envs:{env}", n_envs=2)
+    policy = ActorCritic(*factory.spaces(), hidden_sizes=(8,))
+    collector = RolloutCollector(factory(seed=0), n_steps=5, seed=0, device=torch.device("cpu"))
+    r = collector.collect(policy)
+    assert r.actions.shape == (5, 2, *shape) and r.actions.dtype == dtype
+    assert torch.isfinite(policy.evaluate_actions(r.flat_obs, r.flat_actions)[0]).all()
+
+
 def test_same_step_autoreset_wastes_no_step():
     """Horizon 3: obs 0,1,2 then the reset obs 0 right after the terminal step; rewards 1,2,3."""
     collector, policy = make_collector(kwargs={"horizon": 3})

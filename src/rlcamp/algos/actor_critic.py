@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import gymnasium as gym
 import torch
 
 from rlcamp.algos.policy_gradient import PolicyGradient
@@ -73,6 +74,11 @@ class QActorCritic(PolicyGradient):
             not self.policy.image_obs,
             "algo=actor_critic's Q critic is an MLP on flat observations and cannot take images; "
             "use algo=a2c or algo=ppo for an image env",
+        )
+        require(
+            isinstance(self.policy.action_space, (gym.spaces.Discrete, gym.spaces.Box)),
+            f"algo=actor_critic's Q critic takes Discrete or Box actions, not "
+            f"{type(self.policy.action_space).__name__}; use algo=a2c or algo=ppo for this env",
         )
 
     def validate_hparams(self) -> None:

@@ -35,6 +35,7 @@ from rlcamp.algos.reinforce import reward_to_go
 from rlcamp.algos.variance import _LogProb
 from rlcamp.envs.factory import VecEnvFactory, final_observations
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.nn.encoders import is_image_space
 from rlcamp.nn.q_critic import QCritic
 from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.advantages import gae
@@ -74,6 +75,18 @@ class Episodes:
         )
 
 
+def check_study_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
+    """Raise a one-line error unless the actions are Discrete and the observations a flat vector:
+    the Q critic's expected-SARSA target sums over the actions, and its MLP reads vectors."""
+    images = is_image_space(observation_space)
+    if not isinstance(action_space, gym.spaces.Discrete) or images:
+        raise ValueError(
+            "the variance study supports Discrete actions on flat observations only (this env: "
+            f"{type(action_space).__name__} actions{', images' if images else ''}); "
+            "pick such an env, e.g. env=cartpole"
+        )
+
+
 def sample_episodes(
     policy: ActorCritic, env_factory: VecEnvFactory, n_episodes: int, seed: int, n_envs: int = 64
 ) -> Episodes:
@@ -86,10 +99,7 @@ def sample_episodes(
     Not ``RolloutCollector``: its fixed-length segments hold complete episodes only up to the cut, and
     keeping those would favour short episodes.
     """
-    if not isinstance(policy.action_space, gym.spaces.Discrete) or policy.image_obs:
-        raise ValueError(
-            "the variance study supports Discrete actions on flat observations only; pick such an env"
-        )
+    check_study_spaces(policy.observation_space, policy.action_space)
     per_env = math.ceil(n_episodes / n_envs)
     env = env_factory(seed=seed, n_envs=n_envs)
     raw_obs, _ = env.reset(seed=seed)

@@ -22,7 +22,11 @@ from rlcamp.config_checks import check_env_recipe
 from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
 from rlcamp.errors import EnvError
 
-SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
+SUPPORTED_ACTION_SPACES = (
+    "Discrete (softmax policy), Box (Gaussian policy), MultiDiscrete (a softmax per component) and "
+    "MultiBinary (a Bernoulli per entry)"
+)
+ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
 # namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
 # entry-point plugins): a "MinAtar/Breakout-v0" id imports the module that registers it
 NAMESPACE_MODULES = {"MinAtar": "rlcamp.envs.minatar", "ALE": "ale_py"}
@@ -72,9 +76,17 @@ def check_env_id(env_id: str) -> None:
 
 
 def check_action_space(env_id: str, space: gym.Space) -> None:
-    if not isinstance(space, (gym.spaces.Discrete, gym.spaces.Box)):
+    """Raise a one-line error for an action space no head takes (a MultiDiscrete must be a flat
+    ``nvec`` counting from 0)."""
+    if not isinstance(space, ACTION_SPACES):
         raise EnvError(
             f"{env_id} has action space {type(space).__name__}; rlcamp supports {SUPPORTED_ACTION_SPACES}"
+        )
+    if isinstance(space, gym.spaces.MultiDiscrete) and (space.nvec.ndim != 1 or space.start.any()):
+        raise EnvError(
+            f"{env_id} has action space MultiDiscrete(nvec={space.nvec.tolist()}, "
+            f"start={space.start.tolist()}); rlcamp's MultiDiscrete head takes a 1-D nvec with "
+            "start 0: flatten the space or shift the actions with a gymnasium ActionWrapper"
         )
 
 

@@ -82,6 +82,7 @@ class ActorCritic(nn.Module):
     # ------------------------------------------------------------- what the rollout stores
     @property
     def is_discrete(self) -> bool:
+        """Whether an action is one integer (Discrete); MultiDiscrete and MultiBinary are arrays."""
         return isinstance(self.action_space, gym.spaces.Discrete)
 
     @property
@@ -100,11 +101,13 @@ class ActorCritic(nn.Module):
 
     @property
     def action_shape(self) -> tuple[int, ...]:
-        """One action's shape as the rollout stores it: ``()`` (Discrete) or ``(act_dim,)`` (Box)."""
+        """One action's shape as the rollout stores it: ``()`` (Discrete), ``(act_dim,)`` (Box),
+        ``(len(nvec),)`` (MultiDiscrete) or the space's shape (MultiBinary)."""
         return self.head.action_shape
 
     @property
     def action_dtype(self) -> np.dtype:
+        """int64 (Discrete, MultiDiscrete), float32 (Box), int8 (MultiBinary: the env's own dtype)."""
         return self.head.action_dtype
 
     def noise(self, shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
@@ -154,7 +157,7 @@ class ActorCritic(nn.Module):
 
     # ------------------------------------------------------------- the policy
     def actor_params(self, obs: torch.Tensor) -> torch.Tensor:
-        """Logits (Discrete) or the Gaussian mean (Box)."""
+        """Logits (Discrete, MultiDiscrete, MultiBinary) or the Gaussian mean (Box)."""
         return self.head(self.actor_features(obs))
 
     def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -196,8 +199,9 @@ class ActorCritic(nn.Module):
         self, obs: torch.Tensor, deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample ``a ~ π_θ(·|s)`` (or take its mode) and return ``(a, log π_θ(a|s), V_φ(s))``."""
-        dist = self.distribution(obs)
-        action = dist.mode if deterministic else dist.sample()
+        params = self.actor_params(obs)
+        dist = self.head.distribution(params)
+        action = self.head.mode(params) if deterministic else dist.sample()
         return action, dist.log_prob(action), self.value(obs)
 
     def sample(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
@@ -211,7 +215,8 @@ class ActorCritic(nn.Module):
         It can when nothing a subclass changes is in the way: ``preprocess``, ``actor_params`` and
         ``sample`` are this class's, the actor body is ``Linear`` layers and this network's activation
         (which has a numpy form), and the head is a plain Categorical or Gaussian. Anything else
-        (a ``LayerNorm``, another head) runs through torch instead of sampling another policy.
+        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head) runs through torch instead of sampling
+        another policy.
         """
         own = all(getattr(type(self), name) is getattr(ActorCritic, name) for name in MIRRORED_METHODS)
         activation = ACTIVATIONS.get(self.activation)

@@ -95,6 +95,7 @@ def evaluate_policy(
                     break
                 net_obs = policy.preprocess(torch.as_tensor(obs, device=device).unsqueeze(0))
                 action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
+                action = action.astype(policy.action_dtype)  # as the rollout stores it (int8 MultiBinary)
                 if policy.is_discrete:
                     action = int(action)
                 obs, reward, terminated, truncated, _ = env.step(action)
