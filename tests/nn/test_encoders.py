@@ -171,3 +171,16 @@ def test_what_cannot_take_a_cnn_refuses_it_in_one_line(make_cfg, overrides, mess
     with pytest.raises(ConfigError, match=message) as refused:
         build(make_cfg(*LIT_CELL, *overrides))
     assert "\n" not in str(refused.value)
+
+
+# LitSideRuleEnv: the light's side is in the image key, which action points there in the vector key
+SIDE_RULE = (
+    "env.id=tests.helpers.envs:LitSideRuleEnv",
+    "network=minatar_cnn",
+    "network.hidden_sizes=[64]",
+    "env.n_envs=8",
+    "algo.n_steps=32",
+    "total_env_steps=12288",
+    "algo.optimizer.lr=2.5e-3",
+)
+PPO_SIDE_RULE = LearningClaim(overrides=SIDE_RULE, threshold=6.5, seeds=(201, 202, 203, 204), min_passing=2)

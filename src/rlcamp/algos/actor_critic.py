@@ -74,6 +74,11 @@ class QActorCritic(PolicyGradient):
             "algo=actor_critic's Q critic is an MLP on flat observations and cannot take images; "
             "use algo=a2c or algo=ppo for an image env",
         )
+        require(
+            not self.policy.dict_obs,
+            "algo=actor_critic's Q critic is an MLP on flat observations and cannot take a Dict "
+            "observation; use algo=a2c or algo=ppo",
+        )
 
     def validate_hparams(self) -> None:
         super().validate_hparams()

@@ -86,9 +86,10 @@ def sample_episodes(
     Not ``RolloutCollector``: its fixed-length segments hold complete episodes only up to the cut, and
     keeping those would favour short episodes.
     """
-    if not isinstance(policy.action_space, gym.spaces.Discrete) or policy.image_obs:
+    if not isinstance(policy.action_space, gym.spaces.Discrete) or policy.image_obs or policy.dict_obs:
         raise ValueError(
-            "the variance study supports Discrete actions on flat observations only; pick such an env"
+            "the variance study supports Discrete actions on flat observations only (no image, no Dict); "
+            "pick such an env"
         )
     per_env = math.ceil(n_episodes / n_envs)
     env = env_factory(seed=seed, n_envs=n_envs)

@@ -21,6 +21,7 @@ from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 from rlcamp.config_checks import check_env_recipe
 from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
 from rlcamp.errors import EnvError
+from rlcamp.utils.tree import tree_stack
 
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
 # namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
@@ -85,7 +86,8 @@ def make_single_env(
     **kwargs: Any,
 ) -> gym.Env:
     """Make one env by id (or ``module:Class``), apply ``wrappers`` in order, then flatten a
-    non-Box observation space to a vector."""
+    ``Tuple`` or ``Discrete`` observation space to a vector; a ``Dict`` stays a dict (one encoder
+    per key, ``rlcamp.nn.encoders.DictEncoder``)."""
     env_id = resolve_entry_point(env_id)
     check_env_id(env_id)
     try:
@@ -101,7 +103,7 @@ def make_single_env(
     check_action_space(env_id, env.action_space)
     for wrap in wrappers:
         env = wrap(env)
-    if not isinstance(env.observation_space, gym.spaces.Box):
+    if not isinstance(env.observation_space, (gym.spaces.Box, gym.spaces.Dict)):
         env = gym.wrappers.FlattenObservation(env)
     return env
 
@@ -203,6 +205,7 @@ class VecEnvFactory:
         return EnvPoolVectorEnv(envpool_task_id(self.id), n, seed, options)
 
 
-def final_observations(info: dict[str, Any], mask: np.ndarray) -> np.ndarray:
-    """Stack ``info["final_obs"]`` of the sub-envs selected by ``mask`` into one array."""
-    return np.stack([info["final_obs"][i] for i in np.flatnonzero(mask)])
+def final_observations(info: dict[str, Any], mask: np.ndarray) -> Any:
+    """Stack ``info["final_obs"]`` of the sub-envs selected by ``mask`` into one array (one per key
+    for a ``Dict`` space, whose per-env observations are dicts)."""
+    return tree_stack([info["final_obs"][i] for i in np.flatnonzero(mask)])

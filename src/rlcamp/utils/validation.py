@@ -60,6 +60,7 @@ from rlcamp.utils.checkpoint import (
     resolve_ckpt_path,
 )
 from rlcamp.utils.run_dir import check_folder
+from rlcamp.utils.tree import tree_leaves
 from rlcamp.utils.trust import targets_of
 
 
@@ -236,7 +237,10 @@ def check_rollout_memory(module: pl.LightningModule) -> None:
     if memory is None:
         return
     policy = module.policy
-    obs_bytes = int(np.prod(policy.input_shape)) * policy.input_dtype.itemsize  # uint8 frames: 1 a pixel
+    obs_bytes = sum(  # uint8 frames: 1 a pixel; a Dict's keys summed
+        int(np.prod(shape)) * dtype.itemsize
+        for shape, dtype in zip(tree_leaves(policy.input_shape), tree_leaves(policy.input_dtype), strict=True)
+    )
     action_entries = int(np.prod(policy.action_shape or (1,)))
     per_transition = OBS_COPIES * obs_bytes + 4 * (
         FLOATS_PER_ACTION_ENTRY * action_entries + FLOATS_PER_TRANSITION
