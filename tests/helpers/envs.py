@@ -245,7 +245,7 @@ class LitSideRuleEnv(gym.Env):
         image[0, row, side * half + col] = 1
         obs: dict[str, np.ndarray | str] = {"image": image, "rule": np.eye(2, dtype=np.float32)[swap]}
         if "mission" in self.observation_space.spaces:
-            obs["mission"] = "go to the light"
+            obs["mission"] = "gotothelight"
         return obs
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):

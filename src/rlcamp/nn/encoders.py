@@ -110,7 +110,8 @@ class OneHotEncoder(Encoder):
 
 class DictEncoder(Encoder):
     """A ``Dict`` observation: per key the image encoder (image keys), the flat vector (other
-    ``Box`` keys) or a one-hot (``Discrete`` keys); features concatenated in key order."""
+    ``Box`` keys) or a one-hot (``Discrete`` keys); features concatenated in the space's key order
+    (gymnasium sorts a ``Dict``'s keys)."""
 
     def __init__(
         self, observation_space: gym.spaces.Dict, image_encoder: Callable[[gym.Space], Encoder]
