@@ -289,6 +289,19 @@ def test_dict_keys_stay_in_their_dtype_from_the_env_to_the_encoder(make_cfg, mon
     assert set(seen) == {torch.uint8}
 
 
+@pytest.mark.parametrize("algo", ["a2c", "acktr", "npg", "ppo", "ppo_kl", "reinforce", "trpo"])
+def test_every_algorithm_but_the_q_critic_trains_on_a_dict(make_cfg, algo):
+    """Two rollouts on ``DictCountingEnv`` (a float, a uint8 image and a Discrete key, the float one
+    normalized) complete with finite weights (the Q actor-critic refuses a Dict, above)."""
+    from rlcamp.train import train
+
+    dict_env = ("env.id=tests.helpers.envs:DictCountingEnv", "network=minatar_cnn", "env.normalize_obs=true")
+    run = ("env.n_envs=2", "algo.n_steps=16", "total_env_steps=64", "+env.kwargs.horizon=5")
+    summary, module = train(make_cfg(*dict_env, *run, f"algo={algo}"))
+    assert summary["status"] == "completed" and summary["env_steps"] == 64
+    assert all(torch.isfinite(p).all() for p in module.policy.parameters())
+
+
 @pytest.mark.slow
 def test_ppo_reads_both_keys_of_a_dict(tmp_path):
     """PPO with the MinAtar CNN on the image key, the vector key flattened, one hidden layer of 64

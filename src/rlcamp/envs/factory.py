@@ -21,7 +21,7 @@ from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 from rlcamp.config_checks import check_env_recipe
 from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
 from rlcamp.errors import EnvError
-from rlcamp.utils.tree import tree_stack
+from rlcamp.tree import tree_stack
 
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
 # namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the

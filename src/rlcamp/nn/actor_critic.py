@@ -30,7 +30,7 @@ from rlcamp.nn.encoders import (
 from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head
 from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
 from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
-from rlcamp.utils.tree import Obs
+from rlcamp.tree import Obs
 
 # what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
 MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample")

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from rlcamp.utils.tree import tree_map
+from rlcamp.tree import tree_map
 
 if TYPE_CHECKING:
     from rlcamp.nn.actor_critic import ActorCritic

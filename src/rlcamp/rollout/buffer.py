@@ -9,7 +9,7 @@ from dataclasses import dataclass, fields
 import torch
 
 from rlcamp.rollout.advantages import gae
-from rlcamp.utils.tree import Obs, tree_chunk, tree_map, tree_rows
+from rlcamp.tree import Obs, tree_chunk, tree_map, tree_rows
 
 Evaluate = Callable[[Obs, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
@@ -24,7 +24,7 @@ class Rollout:
     """What the collector recorded: ``T`` steps of ``N`` envs.
 
     ``obs`` are network inputs in their own dtype (normalized float vectors, or uint8 images), or a
-    dict of them, one per key of a ``Dict`` observation space (``rlcamp.utils.tree``).
+    dict of them, one per key of a ``Dict`` observation space (``rlcamp.tree``).
     ``final_obs[k]`` is the last observation of an episode cut by a time limit at
     ``(t, env) = final_index[k]``; its value is bootstrapped into ``rewards[t, env]``.
     """

@@ -17,7 +17,7 @@ from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.buffer import Rollout
-from rlcamp.utils.tree import tree_concat, tree_leaves, tree_map, tree_rows, tree_set
+from rlcamp.tree import tree_concat, tree_leaves, tree_map, tree_rows, tree_set
 
 log = logging.getLogger(__name__)
 

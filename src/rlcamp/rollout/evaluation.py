@@ -14,7 +14,7 @@ import torch
 
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.nn.actor_critic import ActorCritic
-from rlcamp.utils.tree import tree_map
+from rlcamp.tree import tree_map
 
 log = logging.getLogger(__name__)
 

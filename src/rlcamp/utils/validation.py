@@ -50,6 +50,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlcamp.config_checks import check_run_keys, require_number
 from rlcamp.envs.factory import VecEnvFactory, check_env_id, resolve_entry_point
 from rlcamp.errors import VALIDATION_ERRORS, ConfigError, EnvError, NothingToTrain
+from rlcamp.tree import tree_leaves
 from rlcamp.utils.build import build
 from rlcamp.utils.checkpoint import (
     check_output_dir,
@@ -60,7 +61,6 @@ from rlcamp.utils.checkpoint import (
     resolve_ckpt_path,
 )
 from rlcamp.utils.run_dir import check_folder
-from rlcamp.utils.tree import tree_leaves
 from rlcamp.utils.trust import targets_of
 
 

@@ -1,11 +1,11 @@
-"""``rlcamp.utils.tree``: one array or a dict of arrays through the same maps."""
+"""``rlcamp.tree``: one array or a dict of arrays through the same maps."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from rlcamp.utils.tree import tree_chunk, tree_concat, tree_map, tree_rows, tree_set, tree_stack
+from rlcamp.tree import tree_chunk, tree_concat, tree_map, tree_rows, tree_set, tree_stack
 
 
 def test_the_first_tree_decides_the_keys():
