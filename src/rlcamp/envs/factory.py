@@ -24,10 +24,10 @@ from rlcamp.errors import EnvError
 from rlcamp.tree import tree_stack
 
 SUPPORTED_ACTION_SPACES = "Discrete (softmax policy) and Box (Gaussian policy)"
-# namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
+# id prefixes whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
 # entry-point plugins): a "MinAtar/Breakout-v0" id imports the module that registers it
-NAMESPACE_MODULES = {"MinAtar": "rlcamp.envs.minatar", "ALE": "ale_py"}
-INSTALL_EXTRAS = "run `make install` (or pip install -e '.[minatar,atari]')"
+PREFIX_MODULES = {"MinAtar/": "rlcamp.envs.minatar", "ALE/": "ale_py", "MiniGrid-": "rlcamp.envs.minigrid"}
+INSTALL_EXTRAS = "run `make install` (or pip install -e '.[minatar,atari,minigrid]')"
 
 
 def resolve_entry_point(env_id: str) -> str:
@@ -37,13 +37,14 @@ def resolve_entry_point(env_id: str) -> str:
       that registers on import): import ``module``, then the bare ``EnvId``;
     - ``module:Class`` with an ``Env`` subclass: registered as ``rlcamp/<Class>-v0``, so it gets the
       same wrappers as any registered env;
-    - a plain id of a namespace in ``NAMESPACE_MODULES`` (``MinAtar/...``): that module is imported.
+    - a plain id with a prefix in ``PREFIX_MODULES`` (``MinAtar/...``, ``MiniGrid-...``): that
+      module is imported.
     """
     if ":" not in env_id:
-        namespace = env_id.split("/", 1)[0] if "/" in env_id else None
-        if env_id not in gym.registry and namespace in NAMESPACE_MODULES:
+        module = next((m for prefix, m in PREFIX_MODULES.items() if env_id.startswith(prefix)), None)
+        if env_id not in gym.registry and module is not None:
             try:
-                importlib.import_module(NAMESPACE_MODULES[namespace])
+                importlib.import_module(module)
             except ImportError as err:
                 raise EnvError(
                     f"{env_id} needs the {err.name} package, not installed: {INSTALL_EXTRAS}"
