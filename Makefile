@@ -9,7 +9,7 @@ STAMP := $(VENV)/.install-stamp
 #   make install TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= dev,mujoco,envpool,minatar,atari
+EXTRAS ?= dev,mujoco,envpool,minatar,atari,minigrid
 ARGS ?=
 
 .PHONY: help install train test test-fast bench zoo lint format clean clean-logs

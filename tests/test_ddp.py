@@ -81,8 +81,9 @@ class LopsidedKLPPO(PPO):
         ["algo=reinforce", "algo.baseline=mean"],
         ["algo=actor_critic", "algo.critic_steps=2"],
         ["algo=ppo", "env.id=tests.helpers.envs:LitCellEnv", "network=nature_cnn"],
+        ["algo=ppo", "env.id=tests.helpers.envs:DictCountingEnv", "network=minatar_cnn", *NORMALIZED],
     ],
-    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic", "ppo_cnn_uint8"],
+    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic", "ppo_cnn_uint8", "ppo_dict"],
 )
 def test_two_ranks_hold_identical_parameters_after_every_update(make_cfg, tmp_path, algo):
     summary, module = train(make_cfg(*DDP, *TINY, *algo, SAME_STATE))
@@ -92,10 +93,14 @@ def test_two_ranks_hold_identical_parameters_after_every_update(make_cfg, tmp_pa
     assert summary["episodes"] == module.last_metrics["rollout/episodes"] > 0
 
 
-def test_normalization_statistics_count_every_ranks_observations(make_cfg, tmp_path):
-    _, module = train(make_cfg(*DDP, *TINY, *NORMALIZED))
-    # the CartPole's observations of both ranks: 2048 plus the initial count 1e-4
-    assert module.policy.obs_normalizer.rms.count.item() == pytest.approx(2048, abs=1e-3)
+@pytest.mark.parametrize(
+    "env", [[], ["env.id=tests.helpers.envs:DictCountingEnv", "network=minatar_cnn"]], ids=["flat", "dict"]
+)
+def test_normalization_statistics_count_every_ranks_observations(make_cfg, tmp_path, env):
+    _, module = train(make_cfg(*DDP, *TINY, *NORMALIZED, *env))
+    # the observations of both ranks: 2048 plus the initial count 1e-4 (a Dict: its vector key's)
+    (normalizer,) = module.policy.running_statistics()
+    assert normalizer.rms.count.item() == pytest.approx(2048, abs=1e-3)
     assert module.reward_scaler.rms.count.item() == pytest.approx(2048, abs=1e-3)
 
 

@@ -586,6 +586,58 @@ def test_a_multidiscrete_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_c
     assert json.loads((out_dir / "eval.json").read_text())["returns"] == expected.returns
 
 
+def test_a_dict_observation_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path):
+    """An image key, a normalized vector key and a Text key left out (``network.obs_keys``): a run
+    resumed from its mid-run checkpoint ends with the uninterrupted run's weights, normalization
+    statistics and metrics, and ``rlcamp-eval`` plays its checkpoint as the policy in memory does."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from rlcamp.evaluate import CONF_DIR, run_eval
+    from rlcamp.rollout.evaluation import evaluate_policy
+
+    keys = [
+        "env.id=tests.helpers.envs:LitSideRuleEnv",
+        "+env.kwargs.scripted=true",
+        "+env.kwargs.mission=true",
+        "network=minatar_cnn",
+        "network.obs_keys=[image,rule]",
+        "env.normalize_obs=true",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "algo.update_epochs=2",
+        "total_env_steps=64",
+        "callbacks.checkpoint.every_env_steps=32",
+    ]
+    train(make_cfg(*keys, output_dir=tmp_path / "full"))
+    crash = ["+callbacks.crash._target_=tests.test_resume.CrashAt", "+callbacks.crash.env_steps=48"]
+    with pytest.raises(Crash):
+        train(make_cfg(*keys, *crash, output_dir=tmp_path / "crashed"))
+    ckpt = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    _, resumed = train(make_cfg(*keys, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")["state_dict"]
+    assert "policy.key_normalizers.rule.rms.mean" in full
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(full[name], tensor), name
+    assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "eval",
+            overrides=[
+                f"ckpt_path={tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt'}",
+                f"paths.output_dir={tmp_path / 'eval'}",
+                "n_episodes=2",
+                "logger=none",
+            ],
+        )
+    report = run_eval(cfg)
+    expected = evaluate_policy(resumed.policy, resumed.env_factory, n_episodes=2, seed=cfg.seed)
+    assert report["returns"] == expected.returns and report["lengths"] == [8, 8]
+
+
 def test_a_checkpoint_from_before_the_network_interface_evaluates_and_resumes(make_cfg, tmp_path):
     """``tests/fixtures/ppo_cartpole_1b1b992.ckpt``, written by rlcamp at 1b1b992 (an MLP without
     ``network.encoder`` in its config, normalized observations): ``rlcamp-eval``'s loader rebuilds it

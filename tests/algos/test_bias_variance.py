@@ -167,6 +167,11 @@ def test_sample_episodes_are_complete_seeded_and_flag_time_limits():
     with pytest.raises(ValueError, match="Discrete actions on flat observations only"):
         box = ActorCritic(gym.spaces.Box(-1, 1, (3,)), gym.spaces.Box(-1, 1, (1,)))
         sample_episodes(box, VecEnvFactory(id="Pendulum-v1"), 1, seed=0)
+    with pytest.raises(
+        ValueError, match=r"flat observations only \(this env: Discrete actions, Dict observations\)"
+    ):
+        dict_env = VecEnvFactory(id="tests.helpers.envs:DictCountingEnv")
+        sample_episodes(ActorCritic(*dict_env.spaces(), obs_keys=["count"]), dict_env, 1, seed=0)
 
 
 def test_the_study_refuses_multidiscrete_in_one_line_before_building_an_env():

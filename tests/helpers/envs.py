@@ -181,6 +181,33 @@ class TruncatedNaNEnv(CountingEnv):
         return obs, reward, terminated, truncated, info
 
 
+class DictCountingEnv(CountingEnv):
+    """A ``CountingEnv`` whose observation is a ``Dict`` of every kind of key, each holding ``t``:
+    ``count`` (``float32 [1]``), ``frame`` (``uint8 [1, 3, 3]``), ``phase`` (``Discrete(3)``, ``t % 3``)."""
+
+    def __init__(self, horizon: int = 3, terminate: bool = True) -> None:
+        super().__init__(horizon=horizon, terminate=terminate)
+        self.observation_space = gym.spaces.Dict(
+            {
+                "count": gym.spaces.Box(-np.inf, np.inf, (1,), np.float32),
+                "frame": gym.spaces.Box(0, 255, (1, 3, 3), np.uint8),
+                "phase": gym.spaces.Discrete(3),
+            }
+        )
+
+    def _obs(self) -> dict[str, np.ndarray | int]:
+        frame = np.full((1, 3, 3), self.t, np.uint8)
+        return {"count": np.array([self.t], dtype=np.float32), "frame": frame, "phase": self.t % 3}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed, options=options)
+        return self._obs(), {}
+
+    def step(self, action):
+        _, reward, terminated, truncated, info = super().step(action)
+        return self._obs(), reward, terminated, truncated, info
+
+
 class LitCellEnv(gym.Env):
     """Move toward the light: the answer is only in the pixels.
 
@@ -243,3 +270,58 @@ class InfRewardEnv(CountingEnv):
     def step(self, action):
         obs, reward, terminated, truncated, info = super().step(action)
         return obs, float("inf") if self.t == 2 else reward, terminated, truncated, info
+
+
+class LitSideRuleEnv(gym.Env):
+    """A ``Dict`` observation whose two keys are both needed: the image says where the light is,
+    the vector says which action points where.
+
+    ``image``: ``uint8 [1, size, size]``, 0 but for one cell of 1 at a random place in the left or
+    the right half; ``rule``: ``float32 [2]``, ``[1, 0]`` (action 0 is left, 1 right) or ``[0, 1]``
+    (swapped). Reward 1 for the action that points at the light, else 0; a new frame and rule every
+    step, ``horizon`` steps an episode. Reading both keys earns ``horizon``; either alone, or
+    neither, ``horizon / 2`` on average (the answer is the XOR of the side and the rule).
+    ``mission=True`` adds a ``Text`` key no encoder takes (as MiniGrid's).
+    """
+
+    def __init__(
+        self, horizon: int = 8, size: int = 6, mission: bool = False, scripted: bool = False
+    ) -> None:
+        self.horizon = horizon
+        self.size = size
+        self.scripted = scripted  # observations a function of the step alone: every episode the same
+        keys: dict[str, gym.Space] = {
+            "image": gym.spaces.Box(0, 1, (1, size, size), np.uint8),
+            "rule": gym.spaces.Box(0.0, 1.0, (2,), np.float32),
+        }
+        if mission:
+            keys["mission"] = gym.spaces.Text(16)
+        self.observation_space = gym.spaces.Dict(keys)
+        self.action_space = gym.spaces.Discrete(2)
+        self.t = 0
+        self.target = 0
+
+    def _obs(self) -> dict[str, np.ndarray | str]:
+        half = self.size // 2
+        if self.scripted:
+            side, swap, row, col = self.t % 2, (self.t // 2) % 2, self.t % self.size, self.t % half
+        else:
+            side, swap = int(self.np_random.integers(2)), int(self.np_random.integers(2))
+            row, col = int(self.np_random.integers(self.size)), int(self.np_random.integers(half))
+        self.target = side ^ swap
+        image = np.zeros((1, self.size, self.size), np.uint8)
+        image[0, row, side * half + col] = 1
+        obs: dict[str, np.ndarray | str] = {"image": image, "rule": np.eye(2, dtype=np.float32)[swap]}
+        if "mission" in self.observation_space.spaces:
+            obs["mission"] = "gotothelight"
+        return obs
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = float(int(action) == self.target)
+        self.t += 1
+        return self._obs(), reward, self.t >= self.horizon, False, {}

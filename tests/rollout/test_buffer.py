@@ -59,3 +59,16 @@ def test_without_normalization_advantages_are_the_rollouts():
     batch = numbered_batch(16)
     for mb in batch.minibatches(2, 4, normalize_advantage=False):
         torch.testing.assert_close(mb.advantages, batch.advantages[mb.obs[:, 0].long()])
+
+
+def test_a_dict_observation_is_indexed_and_split_key_by_key():
+    """Each key's rows follow the other fields through the shuffle and the split, in its own dtype."""
+    batch = numbered_batch(32)
+    rows = batch.obs[:, 0]
+    batch.obs = {"count": rows[:, None], "frame": rows.to(torch.uint8)[:, None, None].expand(32, 2, 2)}
+    minibatches = list(batch.minibatches(2, 4, normalize_advantage=False))
+    assert len(minibatches) == 8 and all(len(mb) == 8 for mb in minibatches)
+    for mb in minibatches:
+        assert mb.obs["frame"].dtype == torch.uint8 and mb.obs["frame"].shape == (8, 2, 2)
+        torch.testing.assert_close(mb.obs["frame"][:, 0, 0].float(), mb.obs["count"][:, 0])
+        torch.testing.assert_close(mb.values, 2 * mb.obs["count"][:, 0])

@@ -10,6 +10,7 @@ from rlcamp.envs import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn import ActorCritic
+from rlcamp.nn.encoders import MinAtarCNN
 from rlcamp.rollout import RolloutCollector, bootstrap_truncations
 
 
@@ -187,3 +188,53 @@ def test_async_vectorization_records_the_same_rollout_as_sync():
     sync, asynchronous = run("sync"), run("async")
     for name in ("obs", "actions", "rewards", "dones", "final_obs", "final_index"):
         torch.testing.assert_close(getattr(asynchronous, name), getattr(sync, name))
+
+
+def make_dict_collector(n_steps=8, normalize_obs=False, **env_kwargs):
+    factory = VecEnvFactory(id="tests.helpers.envs:DictCountingEnv", n_envs=2, **env_kwargs)
+    obs_space, act_space = factory.spaces()
+    policy = ActorCritic(obs_space, act_space, encoder=MinAtarCNN, normalize_obs=normalize_obs)
+    collector = RolloutCollector(
+        factory(seed=0), n_steps=n_steps, seed=0, device=torch.device("cpu"), obs_dtype=policy.input_dtype
+    )
+    return collector, policy
+
+
+def test_a_dict_observation_keeps_each_key_in_its_own_dtype_and_shape():
+    """``DictCountingEnv``: every key holds the step count ``t`` (horizon 3), in its own dtype."""
+    collector, policy = make_dict_collector(kwargs={"horizon": 3})
+    r = collector.collect(policy)
+    assert {key: (obs.dtype, tuple(obs.shape)) for key, obs in r.obs.items()} == {
+        "count": (torch.float32, (8, 2, 1)),
+        "frame": (torch.uint8, (8, 2, 1, 3, 3)),
+        "phase": (torch.int64, (8, 2)),
+    }
+    counts = [0, 1, 2, 0, 1, 2, 0, 1]
+    assert r.obs["count"][:, 0, 0].tolist() == counts
+    assert r.obs["frame"][:, 0, 0, 1, 2].tolist() == counts and r.obs["phase"][:, 0].tolist() == counts
+    assert r.next_obs["frame"].shape == (2, 1, 3, 3) and r.next_obs["phase"].tolist() == [2, 2]
+    assert r.flat_obs["frame"].shape == (16, 1, 3, 3)
+
+
+def test_a_dict_observation_keeps_its_final_observations_per_key():
+    """A TimeLimit of 4 on a never-ending ``DictCountingEnv``: the final observation of each
+    truncation is ``t = 4`` in every key (``phase`` = 4 mod 3)."""
+    collector, policy = make_dict_collector(kwargs={"terminate": False}, max_episode_steps=4)
+    r = collector.collect(policy)
+    assert r.final_index.tolist() == [[3, 0], [3, 1], [7, 0], [7, 1]]
+    assert r.final_obs["count"][:, 0].tolist() == [4.0] * 4 and r.final_obs["phase"].tolist() == [1] * 4
+    assert r.final_obs["frame"].dtype == torch.uint8 and r.final_obs["frame"][:, 0, 0, 0].tolist() == [4] * 4
+
+
+def test_dict_normalization_has_one_normalizer_per_vector_key_and_none_for_images():
+    collector, policy = make_dict_collector(n_steps=30, normalize_obs=True, kwargs={"horizon": 3})
+    assert list(policy.key_normalizers) == ["count"] and policy.running_statistics() == [
+        policy.key_normalizers["count"]
+    ]
+    first = collector.collect(policy)
+    assert first.obs["count"][:3, 0, 0].tolist() == pytest.approx([0, 1, 2], rel=1e-6)  # fresh statistics
+    rms = policy.key_normalizers["count"].rms
+    assert abs(float(rms.mean) - 1.0) < 0.05 and abs(float(rms.var) - 2 / 3) < 0.05  # t cycles 0, 1, 2
+    second = collector.collect(policy)
+    assert second.obs["frame"].dtype == torch.uint8 and int(second.obs["frame"].max()) == 2  # untouched
+    assert float(second.obs["count"].min()) < 0  # centred

@@ -80,6 +80,11 @@ class QActorCritic(PolicyGradient):
             f"algo=actor_critic's Q critic takes Discrete or Box actions, not "
             f"{type(self.policy.action_space).__name__}; use algo=a2c or algo=ppo for this env",
         )
+        require(
+            not self.policy.dict_obs,
+            "algo=actor_critic's Q critic is an MLP on flat observations and cannot take a Dict "
+            "observation; use algo=a2c or algo=ppo",
+        )
 
     def validate_hparams(self) -> None:
         super().validate_hparams()

@@ -126,6 +126,11 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
             "algo.grad_diagnostics=true holds a per-sample gradient of every actor parameter (a "
             "[B, P] matrix, gigabytes for a CNN); set algo.grad_diagnostics=false for image envs",
         )
+        require(
+            not (self.hparams.grad_diagnostics and self.policy.dict_obs),
+            "algo.grad_diagnostics=true takes flat or image observations, not a Dict; set "
+            "algo.grad_diagnostics=false",
+        )
 
     @property
     def rollout_size(self) -> int:

@@ -79,11 +79,12 @@ def check_study_spaces(observation_space: gym.Space, action_space: gym.Space) ->
     """Raise a one-line error unless the actions are Discrete and the observations a flat vector:
     the Q critic's expected-SARSA target sums over the actions, and its MLP reads vectors."""
     images = is_image_space(observation_space)
-    if not isinstance(action_space, gym.spaces.Discrete) or images:
+    dict_obs = isinstance(observation_space, gym.spaces.Dict)
+    if not isinstance(action_space, gym.spaces.Discrete) or images or dict_obs:
+        observations = ", images" if images else ", Dict observations" if dict_obs else ""
         raise ValueError(
             "the variance study supports Discrete actions on flat observations only (this env: "
-            f"{type(action_space).__name__} actions{', images' if images else ''}); "
-            "pick such an env, e.g. env=cartpole"
+            f"{type(action_space).__name__} actions{observations}); pick such an env, e.g. env=cartpole"
         )
 
 

@@ -10,6 +10,7 @@ from rlcamp.algos.policy_gradient import PolicyGradient
 from rlcamp.config_checks import check_reinforce
 from rlcamp.rollout.advantages import discounted_returns
 from rlcamp.rollout.buffer import Batch, Rollout
+from rlcamp.tree import tree_rows
 
 
 def complete_episode_mask(dones: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class REINFORCE(PolicyGradient):
     def process_rollout(self, rollout: Rollout) -> Batch:
         returns = reward_to_go(rollout.rewards, rollout.dones, self.hparams.gamma)
         keep = complete_episode_mask(rollout.dones).reshape(-1)
-        obs, actions = rollout.flat_obs[keep], rollout.flat_actions[keep]
+        obs, actions = tree_rows(rollout.flat_obs, keep), rollout.flat_actions[keep]
         returns = returns.reshape(-1)[keep]
         log_probs, _, values = self.policy.evaluate_actions(obs, actions)
         baseline = {

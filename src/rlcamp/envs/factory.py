@@ -21,16 +21,17 @@ from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 from rlcamp.config_checks import check_env_recipe
 from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
 from rlcamp.errors import EnvError
+from rlcamp.tree import tree_stack
 
 SUPPORTED_ACTION_SPACES = (
     "Discrete (softmax policy), Box (Gaussian policy), MultiDiscrete (a softmax per component) and "
     "MultiBinary (a Bernoulli per entry)"
 )
 ACTION_SPACES = (gym.spaces.Discrete, gym.spaces.Box, gym.spaces.MultiDiscrete, gym.spaces.MultiBinary)
-# namespaces whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
+# id prefixes whose package registers its ids only when imported (gymnasium >= 1.0 dropped the
 # entry-point plugins): a "MinAtar/Breakout-v0" id imports the module that registers it
-NAMESPACE_MODULES = {"MinAtar": "rlcamp.envs.minatar", "ALE": "ale_py"}
-INSTALL_EXTRAS = "run `make install` (or pip install -e '.[minatar,atari]')"
+PREFIX_MODULES = {"MinAtar/": "rlcamp.envs.minatar", "ALE/": "ale_py", "MiniGrid-": "rlcamp.envs.minigrid"}
+INSTALL_EXTRAS = "run `make install` (or pip install -e '.[minatar,atari,minigrid]')"
 
 
 def resolve_entry_point(env_id: str) -> str:
@@ -40,13 +41,14 @@ def resolve_entry_point(env_id: str) -> str:
       that registers on import): import ``module``, then the bare ``EnvId``;
     - ``module:Class`` with an ``Env`` subclass: registered as ``rlcamp/<Class>-v0``, so it gets the
       same wrappers as any registered env;
-    - a plain id of a namespace in ``NAMESPACE_MODULES`` (``MinAtar/...``): that module is imported.
+    - a plain id with a prefix in ``PREFIX_MODULES`` (``MinAtar/...``, ``MiniGrid-...``): that
+      module is imported.
     """
     if ":" not in env_id:
-        namespace = env_id.split("/", 1)[0] if "/" in env_id else None
-        if env_id not in gym.registry and namespace in NAMESPACE_MODULES:
+        module = next((m for prefix, m in PREFIX_MODULES.items() if env_id.startswith(prefix)), None)
+        if env_id not in gym.registry and module is not None:
             try:
-                importlib.import_module(NAMESPACE_MODULES[namespace])
+                importlib.import_module(module)
             except ImportError as err:
                 raise EnvError(
                     f"{env_id} needs the {err.name} package, not installed: {INSTALL_EXTRAS}"
@@ -97,7 +99,8 @@ def make_single_env(
     **kwargs: Any,
 ) -> gym.Env:
     """Make one env by id (or ``module:Class``), apply ``wrappers`` in order, then flatten a
-    non-Box observation space to a vector."""
+    ``Tuple`` or ``Discrete`` observation space to a vector; a ``Dict`` stays a dict (one encoder
+    per key, ``rlcamp.nn.encoders.DictEncoder``)."""
     env_id = resolve_entry_point(env_id)
     check_env_id(env_id)
     try:
@@ -113,7 +116,7 @@ def make_single_env(
     check_action_space(env_id, env.action_space)
     for wrap in wrappers:
         env = wrap(env)
-    if not isinstance(env.observation_space, gym.spaces.Box):
+    if not isinstance(env.observation_space, (gym.spaces.Box, gym.spaces.Dict)):
         env = gym.wrappers.FlattenObservation(env)
     return env
 
@@ -215,6 +218,7 @@ class VecEnvFactory:
         return EnvPoolVectorEnv(envpool_task_id(self.id), n, seed, options)
 
 
-def final_observations(info: dict[str, Any], mask: np.ndarray) -> np.ndarray:
-    """Stack ``info["final_obs"]`` of the sub-envs selected by ``mask`` into one array."""
-    return np.stack([info["final_obs"][i] for i in np.flatnonzero(mask)])
+def final_observations(info: dict[str, Any], mask: np.ndarray) -> Any:
+    """Stack ``info["final_obs"]`` of the sub-envs selected by ``mask`` into one array (one per key
+    for a ``Dict`` space, whose per-env observations are dicts)."""
+    return tree_stack([info["final_obs"][i] for i in np.flatnonzero(mask)])

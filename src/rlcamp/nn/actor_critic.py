@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import gymnasium as gym
 import numpy as np
@@ -17,14 +18,39 @@ from torch import nn
 from torch.distributions import Distribution
 
 from rlcamp.envs.normalize import RunningNormalizer
-from rlcamp.nn.encoders import Encoder, FlattenEncoder, check_encoder, is_image_space
+from rlcamp.nn.encoders import (
+    DictEncoder,
+    Encoder,
+    FlattenEncoder,
+    check_encoder,
+    is_image_space,
+    key_kind,
+    select_obs_keys,
+)
 from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head
 from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
 from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
+from rlcamp.tree import Obs
 
 # what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
 MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample")
 NUMPY_HEADS = (CategoricalHead, GaussianHead)
+
+
+def flatten_trailing(obs: torch.Tensor, space: gym.Space) -> torch.Tensor:
+    """``[..., *space.shape] -> [..., prod(space.shape)]`` as float32: a vector's network input."""
+    return obs.reshape(*obs.shape[: obs.dim() - len(space.shape)], -1).float()
+
+
+def key_input(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of one ``Dict`` key as stored: an image's own uint8 ``[C, H, W]``, a vector
+    flattened to float32, a ``Discrete`` index as int64 (one-hot in the encoder)."""
+    kind = key_kind(space)
+    if kind == "image":
+        return tuple(space.shape), np.dtype(np.uint8)
+    if kind == "discrete":
+        return (), np.dtype(np.int64)
+    return (int(math.prod(space.shape)),), np.dtype(np.float32)
 
 
 class ActorCritic(nn.Module):
@@ -39,6 +65,10 @@ class ActorCritic(nn.Module):
     features, the CNN networks). ``act_on_device=True`` runs the
     rollout's per-step actor as torch on the policy's device (a GPU with ``trainer=gpu``: many envs)
     instead of the numpy copy on the CPU (``nn/rollout_actor.py``), which the update on the GPU keeps.
+
+    A ``Dict`` observation space stays a dict of tensors, one per key of ``obs_keys`` (default every
+    key) in its own dtype (``key_input``), encoded by a ``DictEncoder`` (``encoder`` for its image
+    keys); ``normalize_obs`` normalizes each vector key with its own running statistics.
     """
 
     def __init__(
@@ -54,17 +84,31 @@ class ActorCritic(nn.Module):
         clip_obs: float = 10.0,
         act_on_device: bool = False,
         encoder: Callable[[gym.Space], Encoder] | None = None,
+        obs_keys: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         make_encoder = encoder or FlattenEncoder
-        check_encoder(make_encoder, observation_space, normalize_obs)
+        self.input_space = select_obs_keys(observation_space, obs_keys)  # the keys read, or None
+        check_encoder(make_encoder, self.input_space or observation_space, normalize_obs)
         self.observation_space = observation_space
         self.action_space = action_space
         self.image_obs = is_image_space(observation_space)  # uint8 [C, H, W] frames, a CNN encoder
-        obs_dim = int(math.prod(observation_space.shape))
-        self.obs_normalizer = RunningNormalizer((obs_dim,), clip=clip_obs) if normalize_obs else None
-        self.actor_encoder = make_encoder(observation_space)
-        self.critic_encoder = self.actor_encoder if shared else make_encoder(observation_space)
+        self.obs_normalizer: RunningNormalizer | None = None
+        self.key_normalizers = nn.ModuleDict()
+        if self.input_space is not None:
+            vectors = [key for key, space in self.input_space.spaces.items() if key_kind(space) == "vector"]
+            for key in vectors if normalize_obs else []:
+                self.key_normalizers[key] = RunningNormalizer(
+                    key_input(self.input_space[key])[0], clip=clip_obs
+                )
+            make_dict_encoder = partial(DictEncoder, self.input_space, make_encoder)
+            self.actor_encoder: Encoder = make_dict_encoder()
+            self.critic_encoder = self.actor_encoder if shared else make_dict_encoder()
+        else:
+            obs_dim = int(math.prod(observation_space.shape))
+            self.obs_normalizer = RunningNormalizer((obs_dim,), clip=clip_obs) if normalize_obs else None
+            self.actor_encoder = make_encoder(observation_space)
+            self.critic_encoder = self.actor_encoder if shared else make_encoder(observation_space)
         in_features = self.actor_encoder.features_dim
         self.actor_body = mlp(in_features, hidden_sizes, activation, ortho_init)
         self.critic_body = (
@@ -86,17 +130,26 @@ class ActorCritic(nn.Module):
         return isinstance(self.action_space, gym.spaces.Discrete)
 
     @property
-    def input_shape(self) -> tuple[int, ...]:
+    def dict_obs(self) -> bool:
+        """Whether observations are dicts of tensors (a ``Dict`` space)."""
+        return self.input_space is not None
+
+    @property
+    def input_shape(self) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
         """The shape of one observation as ``preprocess`` returns it (what the rollout stores):
-        an image's own ``[C, H, W]``, else the flat vector."""
+        an image's own ``[C, H, W]``, else the flat vector; per key for a ``Dict`` (``key_input``)."""
+        if self.input_space is not None:
+            return {key: key_input(space)[0] for key, space in self.input_space.spaces.items()}
         if self.image_obs:
             return tuple(self.observation_space.shape)
         return (int(math.prod(self.observation_space.shape)),)
 
     @property
-    def input_dtype(self) -> np.dtype:
+    def input_dtype(self) -> np.dtype | dict[str, np.dtype]:
         """The dtype of raw and stored observations: uint8 images (the encoder makes them float on
-        the module's device), float32 vectors."""
+        the module's device), float32 vectors; per key for a ``Dict`` (int64 ``Discrete`` keys)."""
+        if self.input_space is not None:
+            return {key: key_input(space)[1] for key, space in self.input_space.spaces.items()}
         return np.dtype(np.uint8 if self.image_obs else np.float32)
 
     @property
@@ -114,27 +167,50 @@ class ActorCritic(nn.Module):
         """The head's sampling noise for ``shape`` actions (``sample`` turns it into actions)."""
         return self.head.noise(shape, device)
 
-    def preprocess(self, raw_obs: torch.Tensor) -> torch.Tensor:
+    def preprocess(self, raw_obs: Obs) -> Obs:
         """Network input of raw observations: images stay integer (``uint8 [..., C, H, W]``); vectors
-        are flattened to float, then normalized if normalization is on."""
+        are flattened to float, then normalized if normalization is on; a ``Dict``'s keys each so
+        (its ``Discrete`` keys as int64 indices)."""
+        if self.input_space is not None:
+            spaces = self.input_space.spaces
+            return {key: self._preprocess_key(key, space, raw_obs[key]) for key, space in spaces.items()}
         if self.image_obs:
             return raw_obs.to(torch.uint8)
-        obs = raw_obs.reshape(*raw_obs.shape[: raw_obs.dim() - len(self.observation_space.shape)], -1).float()
+        obs = flatten_trailing(raw_obs, self.observation_space)
         return obs if self.obs_normalizer is None else self.obs_normalizer(obs)
+
+    def _preprocess_key(self, key: str, space: gym.Space, raw: torch.Tensor) -> torch.Tensor:
+        kind = key_kind(space)
+        if kind == "image":
+            return raw.to(torch.uint8)
+        if kind == "discrete":
+            return raw.long()
+        obs = flatten_trailing(raw, space)
+        return self.key_normalizers[key](obs) if key in self.key_normalizers else obs
 
     @property
     def normalizes_obs(self) -> bool:
         """Whether ``preprocess`` normalizes with running statistics (``update_obs_statistics``)."""
-        return self.obs_normalizer is not None
+        return bool(self.running_statistics())
 
-    def update_obs_statistics(self, raw_obs: torch.Tensor) -> None:
-        """Merge a rollout's raw observations into the running normalization statistics."""
+    def statistics_inputs(self, raw_obs: Obs) -> Obs:
+        """The part of raw observations the running statistics are of: all of a flat one, a
+        ``Dict``'s normalized keys (what the collector keeps for ``update_obs_statistics``)."""
+        if self.input_space is None:
+            return raw_obs
+        return {key: raw_obs[key] for key in self.key_normalizers}
+
+    def update_obs_statistics(self, raw_obs: Obs) -> None:
+        """Merge a rollout's raw observations (``statistics_inputs``) into the running statistics."""
         if self.obs_normalizer is not None:
             self.obs_normalizer.update(raw_obs)
+        for key, normalizer in self.key_normalizers.items():
+            normalizer.update(raw_obs[key])
 
     def running_statistics(self) -> list[RunningNormalizer]:
         """The normalizers whose statistics DDP ranks must share (``utils.distributed``)."""
-        return [self.obs_normalizer] if self.obs_normalizer is not None else []
+        flat = [self.obs_normalizer] if self.obs_normalizer is not None else []
+        return [*flat, *self.key_normalizers.values()]
 
     # ------------------------------------------------------------- parameter groups
     def actor_parameters(self) -> list[nn.Parameter]:
@@ -147,24 +223,24 @@ class ActorCritic(nn.Module):
         trunk = [] if self.shared else [*self.critic_encoder.parameters(), *self.critic_body.parameters()]
         return [*trunk, *self.value_head.parameters()]
 
-    def actor_features(self, obs: torch.Tensor) -> torch.Tensor:
+    def actor_features(self, obs: Obs) -> torch.Tensor:
         """The actor trunk's output: encoder, then MLP body."""
         return mlp_forward(self.actor_body, self.actor_encoder(obs))
 
-    def critic_features(self, obs: torch.Tensor) -> torch.Tensor:
+    def critic_features(self, obs: Obs) -> torch.Tensor:
         """The critic trunk's output (the actor's when ``shared``)."""
         return mlp_forward(self.critic_body, self.critic_encoder(obs))
 
     # ------------------------------------------------------------- the policy
-    def actor_params(self, obs: torch.Tensor) -> torch.Tensor:
+    def actor_params(self, obs: Obs) -> torch.Tensor:
         """Logits (Discrete, MultiDiscrete, MultiBinary) or the Gaussian mean (Box)."""
         return self.head(self.actor_features(obs))
 
-    def distribution_params(self, obs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def distribution_params(self, obs: Obs) -> tuple[torch.Tensor, ...]:
         """The tensors that fix ``π_θ(·|s)`` (the head's ``distribution_params``)."""
         return self.head.distribution_params(self.actor_params(obs))
 
-    def kl(self, old: tuple[torch.Tensor, ...], obs: torch.Tensor) -> torch.Tensor:
+    def kl(self, old: tuple[torch.Tensor, ...], obs: Obs) -> torch.Tensor:
         """``KL(π_old(·|s) ‖ π_θ(·|s))`` per state, ``old`` from ``distribution_params``."""
         return self.head.kl(old, self.distribution_params(obs))
 
@@ -172,15 +248,15 @@ class ActorCritic(nn.Module):
         """Free parameters of the head with their exact diagonal Fisher (a Gaussian's ``log σ``)."""
         return self.head.fisher_diagonal()
 
-    def log_prob_entropy(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_entropy(self, obs: Obs, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log π_θ(a|s), H[π_θ(·|s)])``, running the actor only."""
         return self.head.log_prob_entropy(self.actor_params(obs), actions)
 
-    def distribution(self, obs: torch.Tensor) -> Distribution:
+    def distribution(self, obs: Obs) -> Distribution:
         """``π_θ(·|s)`` as a ``torch.distributions`` object."""
         return self.head.distribution(self.actor_params(obs))
 
-    def value(self, obs: torch.Tensor, detach_shared: bool = False) -> torch.Tensor:
+    def value(self, obs: Obs, detach_shared: bool = False) -> torch.Tensor:
         """``V_φ(s)``, shape ``[...]``. ``detach_shared``: on a shared body, stop the gradient at its
         features, so a critic-only loss never moves the actor (NPG/TRPO's value fit)."""
         features = self.critic_features(obs)
@@ -188,23 +264,21 @@ class ActorCritic(nn.Module):
             features = features.detach()
         return self.value_head(features).squeeze(-1)
 
-    def actor_and_value(self, obs: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+    def actor_and_value(self, obs: Obs) -> tuple[Distribution, torch.Tensor]:
         """``π_θ(·|s)`` and ``V_φ(s)`` with every layer run exactly once (ACKTR's K-FAC capture)."""
         if not self.shared:
             return self.distribution(obs), self.value(obs)
         features = self.actor_features(obs)
         return self.head.distribution(self.head(features)), self.value_head(features).squeeze(-1)
 
-    def act(
-        self, obs: torch.Tensor, deterministic: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(self, obs: Obs, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample ``a ~ π_θ(·|s)`` (or take its mode) and return ``(a, log π_θ(a|s), V_φ(s))``."""
         params = self.actor_params(obs)
         dist = self.head.distribution(params)
         action = self.head.mode(params) if deterministic else dist.sample()
         return action, dist.log_prob(action), self.value(obs)
 
-    def sample(self, obs: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    def sample(self, obs: Obs, noise: torch.Tensor) -> torch.Tensor:
         """Rollout hot path: an action from pre-drawn ``noise``, running the actor only."""
         return self.head.sample(self.actor_params(obs), noise)
 
@@ -215,8 +289,8 @@ class ActorCritic(nn.Module):
         It can when nothing a subclass changes is in the way: ``preprocess``, ``actor_params`` and
         ``sample`` are this class's, the actor body is ``Linear`` layers and this network's activation
         (which has a numpy form), and the head is a plain Categorical or Gaussian. Anything else
-        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head) runs through torch instead of sampling
-        another policy.
+        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head, a ``Dict``'s encoder) runs through torch
+        instead of sampling another policy.
         """
         own = all(getattr(type(self), name) is getattr(ActorCritic, name) for name in MIRRORED_METHODS)
         activation = ACTIVATIONS.get(self.activation)
@@ -236,7 +310,7 @@ class ActorCritic(nn.Module):
         )
 
     def evaluate_actions(
-        self, obs: torch.Tensor, actions: torch.Tensor
+        self, obs: Obs, actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(log π_θ(a|s), H[π_θ(·|s)], V_φ(s))`` for a batch, without distribution objects."""
         if self.shared:

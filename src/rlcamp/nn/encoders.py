@@ -5,13 +5,14 @@
 identity on the flat float vector ``ActorCritic.preprocess`` stores; the image encoders take the
 stored integer image (``uint8 [C, H, W]``) and convert it to float on the module's device, so a
 rollout of frames stays uint8 until a minibatch is encoded. Trunk layers get orthogonal init with
-gain √2 (CleanRL, SB3).
+gain √2 (CleanRL, SB3). A ``Dict`` observation gets a ``DictEncoder``: one encoder per key, chosen
+by the key's space (``key_kind``), their features concatenated.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
@@ -28,6 +29,44 @@ def is_image_space(space: gym.Space) -> bool:
         and len(space.shape) == 3
         and (np.issubdtype(space.dtype, np.integer) or space.dtype == np.bool_)
     )
+
+
+def key_kind(space: gym.Space) -> str | None:
+    """The encoder rule of one ``Dict`` key: ``image`` (the configured image encoder), ``vector``
+    (any other ``Box``, flattened to float), ``discrete`` (a one-hot), None (no rule: ``Text``, ...)."""
+    if is_image_space(space):
+        return "image"
+    if isinstance(space, gym.spaces.Box):
+        return "vector"
+    if isinstance(space, gym.spaces.Discrete):
+        return "discrete"
+    return None
+
+
+def select_obs_keys(space: gym.Space, obs_keys: Sequence[str] | None) -> gym.spaces.Dict | None:
+    """The ``Dict`` of the keys the network reads (``network.obs_keys``, default every key), or
+    None for a non-``Dict`` space; a key that is missing or has no encoder rule is refused in one line."""
+    if not isinstance(space, gym.spaces.Dict):
+        if obs_keys is not None:
+            raise ConfigError(
+                f"network.obs_keys selects keys of a Dict observation space, but this env's is {space}; "
+                "remove network.obs_keys"
+            )
+        return None
+    keys = list(space.spaces) if obs_keys is None else list(obs_keys)
+    usable = [key for key, sub in space.spaces.items() if key_kind(sub) is not None]
+    fix = f"list the keys to read in network.obs_keys=[{','.join(usable)}]"
+    for key in keys:
+        if key not in space.spaces:
+            raise ConfigError(f"network.obs_keys names {key!r}, not a key of the observation space; {fix}")
+        if key_kind(space[key]) is None:
+            raise ConfigError(
+                f"observation key {key!r} is a {type(space[key]).__name__} space, which no encoder "
+                f"takes; {fix}"
+            )
+    if not keys:
+        raise ConfigError(f"network.obs_keys is empty; {fix}")
+    return gym.spaces.Dict({key: space[key] for key in keys})
 
 
 def _ortho(module: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
@@ -55,6 +94,41 @@ class FlattenEncoder(Encoder):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return obs
+
+
+class OneHotEncoder(Encoder):
+    """A ``Discrete(n, start)`` key: its stored integer as a one-hot vector of ``n`` floats."""
+
+    def __init__(self, observation_space: gym.spaces.Discrete) -> None:
+        super().__init__()
+        self.features_dim = int(observation_space.n)
+        self.start = int(observation_space.start)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return nn.functional.one_hot(obs.long() - self.start, self.features_dim).float()
+
+
+class DictEncoder(Encoder):
+    """A ``Dict`` observation: per key the image encoder (image keys), the flat vector (other
+    ``Box`` keys) or a one-hot (``Discrete`` keys); features concatenated in the space's key order
+    (gymnasium sorts a ``Dict``'s keys)."""
+
+    def __init__(
+        self, observation_space: gym.spaces.Dict, image_encoder: Callable[[gym.Space], Encoder]
+    ) -> None:
+        super().__init__()
+        rules: dict[str, Callable[[gym.Space], Encoder]] = {
+            "image": image_encoder,
+            "vector": FlattenEncoder,
+            "discrete": OneHotEncoder,
+        }
+        self.encoders = nn.ModuleDict(
+            {key: rules[key_kind(space)](space) for key, space in observation_space.spaces.items()}
+        )
+        self.features_dim = sum(encoder.features_dim for encoder in self.encoders.values())
+
+    def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.cat([encoder(obs[key]) for key, encoder in self.encoders.items()], dim=-1)
 
 
 class ConvEncoder(Encoder):
@@ -153,6 +227,9 @@ def check_encoder(factory: Callable[[gym.Space], Encoder], space: gym.Space, nor
     and running normalization is for float vectors; one line naming the fix."""
     cls = encoder_class(factory)
     takes_images = getattr(cls, "takes_images", False)
+    if isinstance(space, gym.spaces.Dict):
+        check_dict_encoder(cls, space)
+        return
     if is_image_space(space) and not takes_images:
         raise ConfigError(
             f"the observation space {space} is an image but network.encoder is {cls.__name__}; "
@@ -168,4 +245,21 @@ def check_encoder(factory: Callable[[gym.Space], Encoder], space: gym.Space, nor
         raise ConfigError(
             "env.normalize_obs=true normalizes float vector observations, but this env's are images "
             "(the encoder scales them); set env.normalize_obs=false"
+        )
+
+
+def check_dict_encoder(cls: type, space: gym.spaces.Dict) -> None:
+    """A ``Dict``'s image keys need an image encoder (``network.encoder``), and an image encoder
+    needs an image key; one line naming the fix."""
+    images = [key for key, sub in space.spaces.items() if key_kind(sub) == "image"]
+    if images and not getattr(cls, "takes_images", False):
+        raise ConfigError(
+            f"observation key {images[0]!r} is an image but network.encoder is {cls.__name__}; use a CNN "
+            "network (network=minatar_cnn, nature_cnn or impala_cnn) or leave the key out with "
+            "network.obs_keys"
+        )
+    if not images and getattr(cls, "takes_images", False):
+        raise ConfigError(
+            f"network.encoder is {cls.__name__}, an image encoder, but no key of the observation space "
+            f"{space} is a [C, H, W] integer image; use network=mlp"
         )

@@ -10,10 +10,12 @@ values and log-probs are still computed by the torch policy, in one batched pass
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from rlcamp.tree import tree_map
 
 if TYPE_CHECKING:
     from rlcamp.nn.actor_critic import ActorCritic
@@ -74,15 +76,16 @@ class NumpyActor:
 
 def rollout_actor(policy: ActorCritic) -> Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The policy's numpy actor on the CPU where it offers one (``ActorCritic.numpy_actor``) and
-    ``policy.act_on_device`` is off, else the torch policy on its own device behind the same call."""
+    ``policy.act_on_device`` is off, else the torch policy on its own device behind the same call
+    (observations and network inputs a dict of arrays for a ``Dict`` space)."""
     actor = None if policy.act_on_device else policy.numpy_actor()
     if actor is not None:
         return actor
     device = next(policy.parameters()).device
 
-    def torch_actor(raw_obs: np.ndarray, noise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        obs = policy.preprocess(torch.from_numpy(raw_obs).to(device))
+    def torch_actor(raw_obs: Any, noise: np.ndarray) -> tuple[Any, np.ndarray]:
+        obs = policy.preprocess(tree_map(lambda leaf: torch.from_numpy(leaf).to(device), raw_obs))
         action = policy.sample(obs, torch.from_numpy(noise).to(device))
-        return _numpy(obs), _numpy(action)
+        return tree_map(_numpy, obs), _numpy(action)
 
     return torch_actor

@@ -9,8 +9,9 @@ from dataclasses import dataclass, fields
 import torch
 
 from rlcamp.rollout.advantages import gae
+from rlcamp.tree import Obs, tree_chunk, tree_map, tree_rows
 
-Evaluate = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
+Evaluate = Callable[[Obs, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
@@ -22,31 +23,32 @@ def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor
 class Rollout:
     """What the collector recorded: ``T`` steps of ``N`` envs.
 
-    ``obs`` are network inputs in their own dtype (normalized float vectors, or uint8 images).
+    ``obs`` are network inputs in their own dtype (normalized float vectors, or uint8 images), or a
+    dict of them, one per key of a ``Dict`` observation space (``rlcamp.tree``).
     ``final_obs[k]`` is the last observation of an episode cut by a time limit at
     ``(t, env) = final_index[k]``; its value is bootstrapped into ``rewards[t, env]``.
     """
 
-    obs: torch.Tensor  # [T, N, obs_dim] float32, or [T, N, C, H, W] uint8
+    obs: Obs  # [T, N, obs_dim] float32, or [T, N, C, H, W] uint8, or a dict of such
     actions: torch.Tensor  # [T, N] (Discrete) or [T, N, act_dim] (Box)
     rewards: torch.Tensor  # [T, N], scaled when reward scaling is on
     dones: torch.Tensor  # [T, N] float, 1 where the episode ended (terminated or truncated)
-    next_obs: torch.Tensor  # [N, *obs], s_T
-    final_obs: torch.Tensor  # [K, *obs]
+    next_obs: Obs  # [N, *obs], s_T
+    final_obs: Obs  # [K, *obs]
     final_index: torch.Tensor  # [K, 2] long: (t, env) of each truncation
 
     @property
     def n_steps(self) -> int:
-        return self.obs.shape[0]
+        return self.rewards.shape[0]
 
     @property
     def n_envs(self) -> int:
-        return self.obs.shape[1]
+        return self.rewards.shape[1]
 
     @property
-    def flat_obs(self) -> torch.Tensor:
+    def flat_obs(self) -> Obs:
         """``obs`` as ``[T·N, *obs]``, time-major (row ``t·N + env``), as ``Batch`` stores it."""
-        return self.obs.flatten(0, 1)
+        return tree_map(lambda obs: obs.flatten(0, 1), self.obs)
 
     @property
     def flat_actions(self) -> torch.Tensor:
@@ -56,9 +58,10 @@ class Rollout:
 
 @dataclass
 class Batch:
-    """Flat ``[B, ...]`` training data; the update's minibatches are row subsets of it."""
+    """Flat ``[B, ...]`` training data; the update's minibatches are row subsets of it (of each
+    key of a dict ``obs``)."""
 
-    obs: torch.Tensor
+    obs: Obs
     actions: torch.Tensor
     log_probs: torch.Tensor
     values: torch.Tensor
@@ -66,15 +69,15 @@ class Batch:
     returns: torch.Tensor
 
     def __len__(self) -> int:
-        return self.obs.shape[0]
+        return self.advantages.shape[0]
 
     def index(self, idx: torch.Tensor) -> Batch:
-        """Rows ``idx`` of every field (one gather per field)."""
-        return Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+        """Rows ``idx`` of every field (one gather per field and key)."""
+        return Batch(*(tree_rows(getattr(self, f.name), idx) for f in fields(self)))
 
     def split(self, n_chunks: int) -> list[Batch]:
         """``n_chunks`` consecutive equal slices (views, no copy)."""
-        columns = [getattr(self, f.name).chunk(n_chunks) for f in fields(self)]
+        columns = [tree_chunk(getattr(self, f.name), n_chunks) for f in fields(self)]
         return [Batch(*parts) for parts in zip(*columns, strict=True)]
 
     def minibatches(self, epochs: int, n: int, normalize_advantage: bool) -> Iterator[Batch]:
@@ -91,14 +94,14 @@ class Batch:
             yield self
             return
         for _ in range(epochs):
-            shuffled = self.index(torch.randperm(len(self), device=self.obs.device))
+            shuffled = self.index(torch.randperm(len(self), device=self.advantages.device))
             if normalize_advantage and len(self) // n > 1:
                 shuffled.advantages = normalize(shuffled.advantages.view(n, -1)).view(-1)
             yield from shuffled.split(n)
 
 
 def bootstrap_truncations(
-    rollout: Rollout, value: Callable[[torch.Tensor], torch.Tensor], gamma: float
+    rollout: Rollout, value: Callable[[Obs], torch.Tensor], gamma: float
 ) -> torch.Tensor:
     """Rewards with ``γ·V(s_final)`` added where a time limit cut the episode (not on termination).
 
@@ -116,7 +119,7 @@ def bootstrap_truncations(
 def gae_batch(
     rollout: Rollout,
     evaluate: Evaluate,
-    value: Callable[[torch.Tensor], torch.Tensor],
+    value: Callable[[Obs], torch.Tensor],
     gamma: float,
     lam: float,
 ) -> Batch:

@@ -17,6 +17,7 @@ from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn.actor_critic import ActorCritic
 from rlcamp.nn.rollout_actor import rollout_actor
 from rlcamp.rollout.buffer import Rollout
+from rlcamp.tree import tree_concat, tree_leaves, tree_map, tree_rows, tree_set
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,8 @@ class RolloutCollector:
     observation returned is already the next episode's first one, so no step is wasted or masked.
     Per step only the actor runs (``rollout_actor``: ``ActorCritic.preprocess`` and
     ``ActorCritic.sample`` in numpy); values and log-probs of the whole rollout are computed
-    afterwards in one batched pass by the algorithm.
+    afterwards in one batched pass by the algorithm. A ``Dict`` observation is a dict of arrays
+    throughout, each key in the dtype ``obs_dtype`` gives it (the keys it holds are the ones kept).
     """
 
     def __init__(
@@ -81,10 +83,11 @@ class RolloutCollector:
         stats: EpisodeStats | None = None,
         env_id: str = "env",
         nan_policy: str = "raise",
-        obs_dtype: np.dtype | type = np.float32,
+        obs_dtype: np.dtype | type | dict[str, np.dtype] = np.float32,
     ) -> None:
         self.env = env
-        self.obs_dtype = np.dtype(obs_dtype)  # raw observations are kept as this (uint8 images)
+        # raw observations are kept as this (uint8 images), per key for a Dict space
+        self.obs_dtype = tree_map(np.dtype, obs_dtype)
         self.n_steps = n_steps
         self.device = device
         self.reward_scaler = reward_scaler
@@ -94,19 +97,24 @@ class RolloutCollector:
         self.steps_done = 0  # this collector's env steps so far (the module sets it on a resume)
         self.nan_resets = 0  # sub-envs reset by nan_policy=terminate
         raw_obs, _ = env.reset(seed=seed)
-        self._raw_obs = self._check_reset(np.array(raw_obs, dtype=self.obs_dtype))
+        self._raw_obs = self._check_reset(self._as_raw(raw_obs))
         self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
+
+    def _as_raw(self, obs: Any) -> Any:
+        """A copy of the env's observations in ``obs_dtype`` (the env reuses its buffer), keys selected."""
+        return tree_map(lambda dtype, array: np.array(array, dtype=dtype), self.obs_dtype, obs)
 
     def _env_step(self, t: int, i: int) -> int:
         """The env step (all sub-envs' steps from the run's start) of sub-env ``i``'s step ``t``."""
         return self.steps_done + t * self.env.num_envs + i + 1
 
-    def _check_finite(self, obs: np.ndarray, reward: np.ndarray, step: int) -> np.ndarray:
+    def _check_finite(self, obs: Any, reward: np.ndarray, step: int) -> np.ndarray:
         """Raise (or, with ``nan_policy="terminate"``, flag) sub-envs that returned NaN/inf (integer
         observations, images, cannot be)."""
         bad = ~np.isfinite(reward)
-        if np.issubdtype(obs.dtype, np.floating):
-            bad |= ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)
+        for leaf in tree_leaves(obs):
+            if np.issubdtype(leaf.dtype, np.floating):
+                bad |= ~finite_rows(leaf)
         if bad.any() and self.nan_policy == "raise":
             i = int(np.flatnonzero(bad)[0])
             raise NonFiniteEnvError(
@@ -115,10 +123,10 @@ class RolloutCollector:
             )
         return bad
 
-    def _check_reset(self, obs: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    def _check_reset(self, obs: Any, mask: np.ndarray | None = None) -> Any:
         """Raise if ``reset()`` returned a NaN/inf observation (for the sub-envs in ``mask``, else
         all), under either ``nan_policy``: there is no episode to end; return ``obs``."""
-        bad = ~np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)
+        bad = ~np.logical_and.reduce([finite_rows(leaf) for leaf in tree_leaves(obs)])
         if mask is not None:
             bad &= mask
         if bad.any():
@@ -129,10 +137,10 @@ class RolloutCollector:
             )
         return obs
 
-    def _check_final_obs(self, final: np.ndarray, envs: np.ndarray, step: int) -> np.ndarray:
+    def _check_final_obs(self, final: Any, envs: np.ndarray, step: int) -> np.ndarray:
         """Which truncated episodes' final observations (``info["final_obs"]``) are finite; raise under
         ``nan_policy="raise"`` (under ``terminate`` those steps are not bootstrapped: terminal)."""
-        finite = np.isfinite(final.reshape(final.shape[0], -1)).all(axis=1)
+        finite = np.logical_and.reduce([finite_rows(leaf) for leaf in tree_leaves(final)])
         if not finite.all() and self.nan_policy == "raise":
             i = int(envs[np.flatnonzero(~finite)[0]])
             raise NonFiniteEnvError(
@@ -142,7 +150,7 @@ class RolloutCollector:
             )
         return finite
 
-    def _reset_sub_envs(self, mask: np.ndarray) -> np.ndarray:
+    def _reset_sub_envs(self, mask: np.ndarray) -> Any:
         """Reset the sub-envs in ``mask`` (gymnasium's ``reset_mask``) and return the new observations.
 
         gymnasium 1.4's vector ``RecordEpisodeStatistics`` misses the mask (the vector env pops it
@@ -154,7 +162,7 @@ class RolloutCollector:
             if counters is not None:
                 counters[mask] = 0
         self.nan_resets += int(mask.sum())
-        return self._check_reset(np.array(obs, dtype=self.obs_dtype), mask)
+        return self._check_reset(self._as_raw(obs), mask)
 
     @torch.no_grad()
     def collect(self, policy: ActorCritic) -> Rollout:
@@ -169,26 +177,32 @@ class RolloutCollector:
         T, N, device = self.n_steps, self.env.num_envs, self.device
         act = rollout_actor(policy)
         noise = policy.noise((T, N)).numpy()
-        obs_buf = np.empty((T, N, *policy.input_shape), dtype=policy.input_dtype)
-        raw_buf = np.empty((T, *self._raw_obs.shape), dtype=np.float32) if policy.normalizes_obs else None
+        obs_buf = tree_map(
+            lambda shape, dtype: np.empty((T, N, *shape), dtype), policy.input_shape, policy.input_dtype
+        )
+        raw_buf = None
+        if policy.normalizes_obs:
+            raw = policy.statistics_inputs(self._raw_obs)
+            raw_buf = tree_map(lambda leaf: np.empty((T, *leaf.shape), np.float32), raw)
         actions = np.empty((T, N, *policy.action_shape), dtype=policy.action_dtype)
         rewards = np.empty((T, N), dtype=np.float32)
         dones = np.empty((T, N), dtype=np.float32)
         returns = np.empty((T, N), dtype=np.float32) if self.reward_scaler else None
-        final_obs: list[np.ndarray] = []
+        final_obs: list[Any] = []
         final_index: list[tuple[int, int]] = []
         resets_before = self.nan_resets
         for t in range(T):
-            obs_buf[t], actions[t] = act(self._raw_obs, noise[t])
+            net_obs, actions[t] = act(self._raw_obs, noise[t])
+            tree_set(obs_buf, t, net_obs)
             if raw_buf is not None:
-                raw_buf[t] = self._raw_obs
+                tree_set(raw_buf, t, policy.statistics_inputs(self._raw_obs))
             raw_obs, reward, terminated, truncated, info = self.env.step(actions[t])
-            raw_obs = np.array(raw_obs, dtype=self.obs_dtype)  # a copy: the env reuses its buffer
+            raw_obs = self._as_raw(raw_obs)
             bad = self._check_finite(raw_obs, reward, t)
             if bad.any():  # nan_policy=terminate: end those episodes with zero reward, reset those envs
                 reward = np.where(bad, 0.0, reward)
                 terminated = terminated | bad
-                raw_obs[bad] = self._reset_sub_envs(bad)[bad]
+                tree_set(raw_obs, bad, tree_rows(self._reset_sub_envs(bad), bad))
             done = terminated | truncated
             rewards[t] = reward
             dones[t] = done
@@ -199,10 +213,10 @@ class RolloutCollector:
             bootstrap = truncated & ~terminated
             if bootstrap.any():
                 envs = np.flatnonzero(bootstrap)
-                final = final_observations(info, bootstrap).astype(self.obs_dtype)
+                final = self._as_raw(final_observations(info, bootstrap))
                 finite = self._check_final_obs(final, envs, t)
                 if finite.any():
-                    final_obs.append(final[finite])
+                    final_obs.append(tree_rows(final, finite))
                     final_index.extend((t, int(i)) for i in envs[finite])
             if "_episode" in info:
                 finished = info["_episode"]
@@ -218,11 +232,15 @@ class RolloutCollector:
                 self.nan_resets,
             )
 
-        def to_device(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(array).to(device)
+        def to_device(array: Any) -> Any:
+            return tree_map(lambda leaf: torch.from_numpy(leaf).to(device), array)
 
         next_obs = policy.preprocess(to_device(self._raw_obs))
-        final = policy.preprocess(to_device(np.concatenate(final_obs))) if final_obs else next_obs[:0]
+        final = (
+            policy.preprocess(to_device(tree_concat(final_obs)))
+            if final_obs
+            else tree_rows(next_obs, slice(0))
+        )
         rewards_t = to_device(rewards)
         if self.reward_scaler is not None:
             rewards_t = self.reward_scaler(rewards_t, to_device(returns))
@@ -240,3 +258,8 @@ class RolloutCollector:
 
     def close(self) -> None:
         self.env.close()
+
+
+def finite_rows(obs: np.ndarray) -> np.ndarray:
+    """``[N]`` bool: the rows of ``obs`` (``[N, ...]``) whose every entry is finite."""
+    return np.isfinite(obs.reshape(obs.shape[0], -1)).all(axis=1)

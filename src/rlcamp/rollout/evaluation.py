@@ -14,6 +14,7 @@ import torch
 
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.tree import tree_map
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,9 @@ def evaluate_policy(
 ) -> EvalResult:
     """Play ``n_episodes`` on one fresh env (episode ``i`` reset with ``seed + i``).
 
-    Observations go through ``policy.preprocess``, which applies the running statistics without
-    updating them. With ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
+    Observations (a ``Dict``'s keys the policy reads, in its dtypes) go through
+    ``policy.preprocess``, which applies the running statistics without updating them. With
+    ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
     An env without a time limit of its own is truncated at ``max_episode_steps``, so an episode
     that never terminates still ends; ``should_stop`` (asked every step, e.g. "a pre-emption
     signal arrived") ends the evaluation early.
@@ -80,6 +82,10 @@ def evaluate_policy(
             name_prefix=name_prefix,
         )
     device = next(policy.parameters()).device
+
+    def one_row(dtype: np.dtype, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(obs, dtype=dtype), device=device)[None]
+
     was_training = policy.training
     policy.eval()
     returns: list[float] = []
@@ -93,7 +99,7 @@ def evaluate_policy(
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
-                net_obs = policy.preprocess(torch.as_tensor(obs, device=device).unsqueeze(0))
+                net_obs = policy.preprocess(tree_map(one_row, policy.input_dtype, obs))
                 action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
                 action = action.astype(policy.action_dtype)  # as the rollout stores it (int8 MultiBinary)
                 if policy.is_discrete:

@@ -45,6 +45,7 @@ from omegaconf import DictConfig, OmegaConf
 from rlcamp.config_checks import check_node_keys, check_run_keys, no_cuda_error, wants_gpu
 from rlcamp.envs.checks import check_env, check_env_keys
 from rlcamp.errors import ConfigError, EnvError, NothingToTrain
+from rlcamp.tree import tree_leaves
 from rlcamp.utils.build import build
 from rlcamp.utils.checkpoint import (
     check_output_dir,
@@ -100,7 +101,10 @@ def check_rollout_memory(module: pl.LightningModule) -> None:
     if memory is None:
         return
     policy = module.policy
-    obs_bytes = int(np.prod(policy.input_shape)) * policy.input_dtype.itemsize  # uint8 frames: 1 a pixel
+    obs_bytes = sum(  # uint8 frames: 1 a pixel; a Dict's keys summed
+        int(np.prod(shape)) * dtype.itemsize
+        for shape, dtype in zip(tree_leaves(policy.input_shape), tree_leaves(policy.input_dtype), strict=True)
+    )
     action_entries = int(np.prod(policy.action_shape or (1,)))
     per_transition = OBS_COPIES * obs_bytes + 4 * (
         FLOATS_PER_ACTION_ENTRY * action_entries + FLOATS_PER_TRANSITION

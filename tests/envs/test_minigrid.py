@@ -1,0 +1,59 @@
+"""MiniGrid through rlcamp: registration on a plain id, its Dict observation with the image
+channels first, the family's configs (the mission text left out by ``network.obs_keys``) and a
+short run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from rlcamp.envs import VecEnvFactory
+from rlcamp.errors import ConfigError
+from rlcamp.train import train
+from rlcamp.utils.build import build
+
+pytest.importorskip("minigrid", reason="needs the minigrid extra (make install has it)")
+from rlcamp.envs.minigrid import channels_first  # noqa: E402
+
+ENVS = ["minigrid_empty", "minigrid_doorkey"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_every_env_composes_with_the_family_defaults(make_cfg, env):
+    cfg = make_cfg(f"env={env}")
+    assert cfg.network.encoder._target_ == "rlcamp.nn.encoders.MinAtarCNN"
+    assert list(cfg.network.obs_keys) == ["direction", "image"] and not cfg.env.normalize_obs
+    policy = build(cfg).policy
+    assert policy.input_shape == {"direction": (), "image": (3, 7, 7)}
+    assert policy.input_dtype == {"direction": np.int64, "image": np.uint8}
+
+
+def test_the_image_is_the_games_transposed_and_the_other_keys_unchanged():
+    factory = VecEnvFactory(id="MiniGrid-Empty-5x5-v0", n_envs=1)
+    plain = factory.env_fn()()
+    wrapped = channels_first(factory.env_fn()())
+    raw, _ = plain.reset(seed=3)
+    obs, _ = wrapped.reset(seed=3)
+    assert obs["image"].dtype == np.uint8 and obs["image"].shape == (3, 7, 7)
+    np.testing.assert_array_equal(obs["image"], np.moveaxis(raw["image"], -1, 0))
+    assert obs["direction"] == raw["direction"] and obs["mission"] == raw["mission"]
+    assert wrapped.observation_space["image"].contains(obs["image"])
+
+
+def test_the_mission_text_is_refused_in_one_line_unless_left_out(make_cfg):
+    with pytest.raises(ConfigError, match="key 'mission' is a MissionSpace space") as refused:
+        build(make_cfg("env=minigrid_empty", "network.obs_keys=null"))
+    assert "network.obs_keys=[direction,image]" in str(refused.value) and "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_a_few_updates_train_on_the_dict_observation(make_cfg, algo):
+    """Four rollouts of 2 envs × 16 steps complete, with finite weights."""
+    summary, module = train(
+        make_cfg(
+            f"algo={algo}", "env=minigrid_empty", "env.n_envs=2", "algo.n_steps=16", "total_env_steps=128"
+        )
+    )
+    assert summary["status"] == "completed" and summary["env_steps"] == 128
+    assert all(torch.isfinite(p).all() for p in module.policy.parameters())
