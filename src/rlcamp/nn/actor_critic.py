@@ -35,7 +35,7 @@ from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
 from rlcamp.tree import Obs
 
 # what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
-MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample")
+MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "policy_params", "sample")
 NUMPY_HEADS = (CategoricalHead, GaussianHead)
 
 
@@ -92,7 +92,7 @@ class ActorCritic(nn.Module):
 
     ``action_mask_key`` names the ``Dict`` key holding a boolean invalid-action mask (``env.action_mask``;
     Discrete and MultiDiscrete actions only): the encoder does not read it, the rollout stores it with
-    the observation (bool), and ``actor_params`` applies it, so every policy computation (sampling,
+    the observation (bool), and ``policy_params`` applies it, so every policy computation (sampling,
     mode, log-probability, entropy, KL, Fisher) is the masked distribution's.
     """
 
@@ -167,15 +167,13 @@ class ActorCritic(nn.Module):
     @property
     def input_shape(self) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
         """The shape of one observation as ``preprocess`` returns it (what the rollout stores):
-        an image's own ``[C, H, W]``, else the flat vector; per key for a ``Dict`` (``key_input``)."""
+        an image's own ``[C, H, W]``, else the flat vector; per key for a ``Dict`` (``key_input``), the
+        action mask's ``(n,)`` among them."""
         if self.input_space is not None:
             shapes = {key: key_input(space)[0] for key, space in self.input_space.spaces.items()}
-            mask = (
-                {}
-                if self.action_mask_key is None
-                else {self.action_mask_key: mask_space(self.action_space).shape}
-            )
-            return {**shapes, **mask}
+            if self.action_mask_key is not None:
+                shapes[self.action_mask_key] = mask_space(self.action_space).shape
+            return shapes
         if self.image_obs:
             return tuple(self.observation_space.shape)
         return (int(math.prod(self.observation_space.shape)),)
@@ -183,11 +181,13 @@ class ActorCritic(nn.Module):
     @property
     def input_dtype(self) -> np.dtype | dict[str, np.dtype]:
         """The dtype of raw and stored observations: uint8 images (the encoder makes them float on
-        the module's device), float32 vectors; per key for a ``Dict`` (int64 ``Discrete`` keys)."""
+        the module's device), float32 vectors; per key for a ``Dict`` (int64 ``Discrete`` keys, a bool
+        action mask)."""
         if self.input_space is not None:
             dtypes = {key: key_input(space)[1] for key, space in self.input_space.spaces.items()}
-            mask = {} if self.action_mask_key is None else {self.action_mask_key: np.dtype(np.bool_)}
-            return {**dtypes, **mask}
+            if self.action_mask_key is not None:
+                dtypes[self.action_mask_key] = np.dtype(np.bool_)
+            return dtypes
         return np.dtype(np.uint8 if self.image_obs else np.float32)
 
     @property
@@ -315,9 +315,8 @@ class ActorCritic(nn.Module):
         if not self.shared:
             return self.distribution(obs), self.value(obs)
         features = self.actor_features(obs)
-        return self.head.distribution(self.policy_params(features, obs)), self.value_head(features).squeeze(
-            -1
-        )
+        dist = self.head.distribution(self.policy_params(features, obs))
+        return dist, self.value_head(features).squeeze(-1)
 
     def act(self, obs: Obs, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample ``a ~ π_θ(·|s)`` (or take its mode) and return ``(a, log π_θ(a|s), V_φ(s))``."""
