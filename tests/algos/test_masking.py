@@ -12,7 +12,8 @@ from rlcamp.train import train
 from tests.helpers.config import compose_train
 from tests.helpers.learning import LearningClaim
 
-STEP_ENV = ("env.id=tests.helpers.envs:MaskStepEnv", "env.n_envs=2", "debug=default")
+SHORT = ("env.n_envs=2", "debug=default", "total_env_steps=2048")
+STEP_ENV = ("env.id=tests.helpers.envs:MaskStepEnv", *SHORT)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "ppo_kl", "a2c", "reinforce", "npg", "trpo", "acktr"])
@@ -20,8 +21,15 @@ def test_every_on_policy_algorithm_trains_on_valid_actions_only(algo, tmp_path):
     """``MaskStepEnv`` raises on an invalid action (one valid of 4 each step), so a finished run
     sampled none; the mask comes from an observation key."""
     overrides = [*STEP_ENV, f"algo={algo}", "+env.kwargs.dict_obs=true", "env.action_mask=obs:action_mask"]
-    summary, module = train(compose_train([*overrides, "total_env_steps=2048"], tmp_path))
+    summary, module = train(compose_train(overrides, tmp_path))
     assert summary["ep_return_mean"] == 28.0 and module.policy.action_mask_key == "action_mask"
+
+
+def test_a_multidiscrete_mask_from_info_masks_each_component(tmp_path):
+    """``MultiMaskStepEnv`` raises unless each of its 2 components takes its one valid value."""
+    overrides = ["env.id=tests.helpers.envs:MultiMaskStepEnv", *SHORT, "env.action_mask=info:action_mask"]
+    summary, _ = train(compose_train(overrides, tmp_path))
+    assert summary["ep_return_mean"] == 28.0
 
 
 def test_the_q_actor_critic_refuses_a_mask(tmp_path):

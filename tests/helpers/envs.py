@@ -362,6 +362,26 @@ class MaskStepEnv(CountingEnv):
         return obs, reward, terminated, truncated, info
 
 
+class MultiMaskStepEnv(MaskStepEnv):
+    """``MaskStepEnv`` with ``MultiDiscrete([n, n])`` actions: at step ``t`` component ``j`` may only be
+    ``(t + j) % n``; the mask has ``2n`` flags, each component's ``n`` in turn."""
+
+    def __init__(self, n: int = 4, horizon: int = 7) -> None:
+        super().__init__(n=n, horizon=horizon)
+        self.action_space = gym.spaces.MultiDiscrete([n, n])
+
+    def _mask(self) -> np.ndarray:
+        return np.concatenate([np.arange(self.n) == (self.t + j) % self.n for j in range(2)])
+
+    def step(self, action):
+        valid = [(self.t + j) % self.n for j in range(2)]
+        if list(np.asarray(action)) != valid:
+            raise AssertionError(f"invalid action {action} at step {self.t}")
+        count, reward, terminated, truncated, _ = CountingEnv.step(self, action)
+        obs, info = self._out(count)
+        return obs, reward, terminated, truncated, info
+
+
 class MaskedPickEnv(gym.Env):
     """Pick the shown action among the few valid ones: of ``n`` actions, ``valid`` are valid each
     step (drawn anew; a bool mask in ``info["action_mask"]`` and, with ``dict_obs``, the observation's
