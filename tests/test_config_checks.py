@@ -115,6 +115,8 @@ def test_every_rlcamp_algorithm_has_its_checks_listed():
         ("nan_policy", "ignore"),
         ("backend", "jax"),
         ("max_episode_steps", 0),
+        ("action_mask", "legal"),
+        ("action_mask", "obs:"),
     ],
 )
 def test_the_env_recipe_check_is_the_factorys(key, value, tmp_path):
@@ -123,6 +125,13 @@ def test_the_env_recipe_check_is_the_factorys(key, value, tmp_path):
     light = verdict(check_config, cfg)
     assert light is not None and light.startswith(f"env.{key}=")
     assert light == verdict(lambda _: VecEnvFactory(**fields), cfg)
+
+
+def test_an_action_mask_on_envpool_is_refused_before_any_env_is_built(tmp_path):
+    cfg = compose_train(["env.backend=envpool", "env.action_mask=info:action_mask"], tmp_path)
+    assert verdict(check_config, cfg) == (
+        "env.action_mask with env.backend=envpool: EnvPool returns no masks; use env.backend=gymnasium"
+    )
 
 
 @pytest.mark.parametrize("name", sorted(ALGO_CHECKS))

@@ -638,6 +638,42 @@ def test_a_dict_observation_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(mak
     assert report["returns"] == expected.returns and report["lengths"] == [8, 8]
 
 
+def test_a_masked_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path):
+    """A mask from ``info`` (``MaskStepEnv`` raises on an invalid action): a run resumed from its
+    mid-run checkpoint ends with the uninterrupted run's weights and metrics, and ``rlcamp-eval``
+    plays its checkpoint's masked mode as the policy in memory does."""
+    from rlcamp.evaluate import run_eval
+    from tests.helpers.config import compose_eval
+
+    keys = [
+        "env.id=tests.helpers.envs:MaskStepEnv",
+        "+env.kwargs.horizon=8",  # episodes aligned with the rollouts: a resume's fresh envs continue them
+        "env.action_mask=info:action_mask",
+        "env.n_envs=2",
+        "algo.n_steps=8",
+        "algo.n_minibatches=2",
+        "algo.update_epochs=2",
+        "total_env_steps=64",
+        "callbacks.checkpoint.every_env_steps=32",
+    ]
+    train(make_cfg(*keys, output_dir=tmp_path / "full"))
+    crash = ["+callbacks.crash._target_=tests.test_resume.CrashAt", "+callbacks.crash.env_steps=48"]
+    with pytest.raises(Crash):
+        train(make_cfg(*keys, *crash, output_dir=tmp_path / "crashed"))
+    ckpt = tmp_path / "crashed" / "checkpoints" / "last.ckpt"
+    _, resumed = train(make_cfg(*keys, f"ckpt_path={ckpt}", output_dir=tmp_path / "resumed"))
+    full = load_checkpoint(tmp_path / "full" / "checkpoints" / "last.ckpt")["state_dict"]
+    for name, tensor in resumed.state_dict().items():
+        assert torch.equal(full[name], tensor), name
+    assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
+
+    last = tmp_path / "resumed" / "checkpoints" / "last.ckpt"
+    cfg = compose_eval([f"ckpt_path={last}", "n_episodes=2", "logger=none"], tmp_path / "eval")
+    report = run_eval(cfg)
+    expected = evaluate_policy(resumed.policy, resumed.env_factory, n_episodes=2, seed=cfg.seed)
+    assert report["returns"] == expected.returns == [36.0, 36.0]
+
+
 def test_a_checkpoint_from_before_the_network_interface_evaluates_and_resumes(make_cfg, tmp_path):
     """``tests/fixtures/ppo_cartpole_1b1b992.ckpt``, written by rlcamp at 1b1b992 (an MLP without
     ``network.encoder`` in its config, normalized observations): ``rlcamp-eval``'s loader rebuilds it

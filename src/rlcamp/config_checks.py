@@ -29,6 +29,7 @@ from rlcamp.errors import ConfigError, EnvError, require
 # numpy's and Lightning's seeding take unsigned 32-bit seeds
 MAX_SEED = 2**32 - 1
 ENV_BACKENDS = ("gymnasium", "envpool")
+ACTION_MASK_SOURCES = ("obs", "info")
 # the factories whose recipe check_env_recipe checks (every env._target_ in conf/env)
 ENV_TARGETS = (
     "rlcamp.envs.VecEnvFactory",
@@ -226,9 +227,24 @@ def check_run_keys(cfg: DictConfig) -> None:
         raise ConfigError(f"num_threads={threads!r} must be an integer >= 0 (0 keeps torch's default)")
 
 
+def parse_action_mask(value: Any) -> tuple[str, str] | None:
+    """``env.action_mask`` as ``(source, key)``: None (no mask), ``obs:<key>`` (a key of a ``Dict``
+    observation) or ``info:<key>`` (an entry of the ``info`` that ``reset`` and ``step`` return)."""
+    if value is None:
+        return None
+    source, _, key = value.partition(":") if isinstance(value, str) else ("", "", "")
+    if source not in ACTION_MASK_SOURCES or not key:
+        raise ConfigError(
+            f"env.action_mask={value!r}: use null, obs:<key> (a Dict observation's key) or "
+            "info:<key> (an info entry), e.g. env.action_mask=info:action_mask"
+        )
+    return source, key
+
+
 def check_env_recipe(env: Mapping[str, Any]) -> None:
-    """A ``VecEnvFactory``'s ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, ``env.backend``
-    and ``env.max_episode_steps`` (EnvPool's own checks need EnvPool: ``VecEnvFactory`` runs them)."""
+    """A ``VecEnvFactory``'s ``env.n_envs``, ``env.vectorization``, ``env.nan_policy``, ``env.backend``,
+    ``env.max_episode_steps`` and ``env.action_mask`` (EnvPool's own checks need EnvPool:
+    ``VecEnvFactory`` runs them)."""
     n_envs = env.get("n_envs", ABSENT)
     if n_envs is not ABSENT:
         require_number("env.n_envs", n_envs, integer=True)
@@ -248,6 +264,10 @@ def check_env_recipe(env: Mapping[str, Any]) -> None:
         require_number("env.max_episode_steps", steps, integer=True)
         if steps < 1:
             raise ConfigError(f"env.max_episode_steps={steps} must be >= 1 or null (no time limit)")
+    if parse_action_mask(env.get("action_mask")) is not None and backend == "envpool":
+        raise EnvError(
+            "env.action_mask with env.backend=envpool: EnvPool returns no masks; use env.backend=gymnasium"
+        )
 
 
 @dataclass(frozen=True)

@@ -325,3 +325,101 @@ class LitSideRuleEnv(gym.Env):
         reward = float(int(action) == self.target)
         self.t += 1
         return self._obs(), reward, self.t >= self.horizon, False, {}
+
+
+class MaskStepEnv(CountingEnv):
+    """A ``CountingEnv`` with ``Discrete(n)`` actions of which only ``t % n`` is valid at step ``t``:
+    the bool mask is in ``info["action_mask"]`` and, with ``dict_obs``, also the observation's
+    ``action_mask`` key beside ``count``; an invalid action raises (a masked policy never takes one)."""
+
+    def __init__(self, n: int = 4, horizon: int = 7, dict_obs: bool = False) -> None:
+        super().__init__(horizon=horizon)
+        self.n = n
+        self.dict_obs = dict_obs
+        self.action_space = gym.spaces.Discrete(n)
+        if dict_obs:
+            self.observation_space = gym.spaces.Dict(
+                {"count": self.observation_space, "action_mask": gym.spaces.MultiBinary(n)}
+            )
+
+    def _mask(self) -> np.ndarray:
+        return np.arange(self.n) == self.t % self.n
+
+    def _out(self, count: np.ndarray) -> tuple[np.ndarray | dict[str, np.ndarray], dict[str, np.ndarray]]:
+        mask = self._mask()
+        obs = {"count": count, "action_mask": mask.astype(np.int8)} if self.dict_obs else count
+        return obs, {"action_mask": mask}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        count, _ = super().reset(seed=seed, options=options)
+        return self._out(count)
+
+    def step(self, action):
+        if not self._mask()[int(action)]:
+            raise AssertionError(f"invalid action {action} at step {self.t}")
+        count, reward, terminated, truncated, _ = super().step(action)
+        obs, info = self._out(count)
+        return obs, reward, terminated, truncated, info
+
+
+class MultiMaskStepEnv(MaskStepEnv):
+    """``MaskStepEnv`` with ``MultiDiscrete([n, n])`` actions: at step ``t`` component ``j`` may only be
+    ``(t + j) % n``; the mask has ``2n`` flags, each component's ``n`` in turn."""
+
+    def __init__(self, n: int = 4, horizon: int = 7) -> None:
+        super().__init__(n=n, horizon=horizon)
+        self.action_space = gym.spaces.MultiDiscrete([n, n])
+
+    def _mask(self) -> np.ndarray:
+        return np.concatenate([np.arange(self.n) == (self.t + j) % self.n for j in range(2)])
+
+    def step(self, action):
+        valid = [(self.t + j) % self.n for j in range(2)]
+        if list(np.asarray(action)) != valid:
+            raise AssertionError(f"invalid action {action} at step {self.t}")
+        count, reward, terminated, truncated, _ = CountingEnv.step(self, action)
+        obs, info = self._out(count)
+        return obs, reward, terminated, truncated, info
+
+
+class MaskedPickEnv(gym.Env):
+    """Pick the shown action among the few valid ones: of ``n`` actions, ``valid`` are valid each
+    step (drawn anew; a bool mask in ``info["action_mask"]`` and, with ``dict_obs``, the observation's
+    ``action_mask`` key beside ``obs``); the observation one-hot shows which valid one pays 1 (another
+    valid one pays 0); an invalid action ends the episode with 0. ``horizon`` steps: a perfect policy
+    earns ``horizon``, a uniform one over the valid actions ``horizon / valid``, one over all ``n``
+    actions about ``valid / n`` (it mostly ends the episode at once)."""
+
+    def __init__(self, n: int = 16, valid: int = 3, horizon: int = 8, dict_obs: bool = False) -> None:
+        self.n, self.valid, self.horizon, self.dict_obs = n, valid, horizon, dict_obs
+        self.action_space = gym.spaces.Discrete(n)
+        shown = gym.spaces.Box(0.0, 1.0, (n,), np.float32)
+        self.observation_space = (
+            gym.spaces.Dict({"obs": shown, "action_mask": gym.spaces.MultiBinary(n)}) if dict_obs else shown
+        )
+        self.t = 0
+        self.mask = np.zeros(n, bool)
+        self.target = 0
+
+    def _draw(self) -> tuple[np.ndarray | dict[str, np.ndarray], dict[str, np.ndarray]]:
+        allowed = self.np_random.choice(self.n, self.valid, replace=False)
+        self.mask = np.isin(np.arange(self.n), allowed)
+        self.target = int(allowed[0])
+        shown = np.zeros(self.n, np.float32)
+        shown[self.target] = 1.0
+        obs = {"obs": shown, "action_mask": self.mask.astype(np.int8)} if self.dict_obs else shown
+        return obs, {"action_mask": self.mask.copy()}
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._draw()
+
+    def step(self, action):
+        action = int(action)
+        self.t += 1
+        reward, ended = (
+            (float(action == self.target), self.t >= self.horizon) if self.mask[action] else (0.0, True)
+        )
+        obs, info = self._draw()
+        return obs, reward, ended, False, info

@@ -11,6 +11,7 @@ import torch
 from torch.distributions import Bernoulli, Categorical, Independent, Normal, kl_divergence
 
 from rlcamp.nn import ActorCritic, BernoulliHead, CategoricalHead, GaussianHead, MultiCategoricalHead
+from rlcamp.nn.heads import mask_logits
 
 NVEC = (3, 5, 2)  # uneven on purpose: the segments are padded to the widest
 
@@ -265,3 +266,91 @@ def test_multi_heads_act_through_torch_not_the_numpy_actor(action_space):
     policy = ActorCritic(gym.spaces.Box(-1, 1, (4,), np.float32), action_space)
     assert policy.numpy_actor() is None
     assert policy.action_shape == action_space.shape and policy.action_dtype == action_space.dtype
+
+
+def random_mask(shape: tuple[int, ...], segments: tuple[int, ...]) -> torch.Tensor:
+    """A random bool mask over ``Σ segments`` logits with at least one valid action per segment."""
+    mask = torch.rand(*shape, sum(segments)) < 0.5
+    start = 0
+    for n in segments:
+        first = torch.randint(0, n, shape)
+        mask[..., start : start + n] |= torch.nn.functional.one_hot(first, n).bool()
+        start += n
+    return mask
+
+
+def valid_categorical(logits: torch.Tensor, mask: torch.Tensor) -> tuple[Categorical, torch.Tensor]:
+    """``Categorical`` built on the valid actions only (renormalized) and their indices."""
+    valid = torch.nonzero(mask).squeeze(-1)
+    return Categorical(logits=logits[valid]), valid
+
+
+def test_masked_categorical_is_the_softmax_over_the_valid_actions():
+    """log π, H and KL of the masked head equal a ``Categorical`` built on the valid actions alone;
+    invalid actions have probability exactly 0 and the valid ones sum to 1."""
+    torch.manual_seed(0)
+    head = CategoricalHead(8, 6, init_gain=1.0)
+    logits, other = head(torch.randn(2, 32, 8))
+    mask = random_mask((32,), (6,))
+    masked, masked_other = mask_logits(logits, mask), mask_logits(other, mask)
+    probs = torch.softmax(masked, -1)
+    assert (probs[~mask] == 0).all()
+    torch.testing.assert_close(probs.sum(-1), torch.ones(32))
+    actions = torch.stack([torch.nonzero(row).squeeze(-1)[-1] for row in mask])
+    log_prob, entropy = head.log_prob_entropy(masked, actions)
+    kl = head.kl((masked,), (masked_other,))
+    for i in range(32):
+        dist, valid = valid_categorical(logits[i], mask[i])
+        dist_other, _ = valid_categorical(other[i], mask[i])
+        torch.testing.assert_close(log_prob[i], dist.log_prob(torch.tensor(len(valid) - 1)))
+        torch.testing.assert_close(entropy[i], dist.entropy())
+        torch.testing.assert_close(kl[i], kl_divergence(dist, dist_other))
+
+
+def test_masked_multicategorical_is_each_segments_softmax_over_its_valid_actions():
+    torch.manual_seed(0)
+    head = MultiCategoricalHead(8, NVEC, init_gain=1.0)
+    logits, other = head(torch.randn(2, 32, 8))
+    mask = random_mask((32,), NVEC)
+    masked, masked_other = mask_logits(logits, mask), mask_logits(other, mask)
+    bounds = np.cumsum((0, *NVEC))
+    actions = torch.stack(
+        [
+            torch.stack([torch.nonzero(row[a:b]).squeeze(-1)[0] for a, b in itertools.pairwise(bounds)])
+            for row in mask
+        ]
+    )
+    log_prob, entropy = head.log_prob_entropy(masked, actions)
+    kl = head.kl((masked,), (masked_other,))
+    for i in range(32):
+        expected = torch.zeros(3)
+        for a, b in itertools.pairwise(bounds):
+            dist, _ = valid_categorical(logits[i, a:b], mask[i, a:b])
+            dist_other, _ = valid_categorical(other[i, a:b], mask[i, a:b])
+            expected += torch.stack(
+                [dist.log_prob(torch.tensor(0)), dist.entropy(), kl_divergence(dist, dist_other)]
+            )
+        torch.testing.assert_close(torch.stack([log_prob[i], entropy[i], kl[i]]), expected)
+
+
+@pytest.mark.parametrize(
+    "make", [lambda: CategoricalHead(8, 6, 1.0), lambda: MultiCategoricalHead(8, NVEC, 1.0)]
+)
+def test_masked_heads_never_sample_nor_choose_an_invalid_action_and_keep_finite_gradients(make):
+    """20000 Gumbel-max draws over 4 states and the mode: all valid; the entropy's and the KL's
+    gradients through the masked logits are finite (the lowest float, not -inf)."""
+    torch.manual_seed(0)
+    head = make()
+    segments = getattr(head, "nvec", (6,))
+    mask = random_mask((4,), segments)
+    logits = head(torch.randn(4, 8)).detach().requires_grad_()
+    masked = mask_logits(logits, mask)
+    draws = head.sample(masked.expand(5000, 4, -1), head.noise((5000, 4)))
+    picks = [draws, head.mode(masked)[None]]
+    offsets = torch.tensor(np.cumsum((0, *segments[:-1])))
+    for actions in picks:
+        columns = (actions if actions.dim() == 3 else actions[..., None]) + offsets
+        assert mask.expand(len(actions), 4, -1).gather(-1, columns).all()
+    _, entropy = head.log_prob_entropy(masked, head.mode(masked))
+    (entropy.sum() + head.kl((masked.detach() + 0.1,), (masked,)).sum()).backward()
+    assert torch.isfinite(logits.grad).all() and (logits.grad[~mask] == 0).all()

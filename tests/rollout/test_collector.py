@@ -12,6 +12,7 @@ from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn import ActorCritic
 from rlcamp.nn.encoders import MinAtarCNN
 from rlcamp.rollout import RolloutCollector, bootstrap_truncations
+from rlcamp.rollout.buffer import gae_batch
 
 
 def make_collector(n_steps=7, n_envs=2, **env_kwargs):
@@ -238,3 +239,35 @@ def test_dict_normalization_has_one_normalizer_per_vector_key_and_none_for_image
     second = collector.collect(policy)
     assert second.obs["frame"].dtype == torch.uint8 and int(second.obs["frame"].max()) == 2  # untouched
     assert float(second.obs["count"].min()) < 0  # centred
+
+
+@pytest.mark.parametrize("source", ["info", "obs"])
+def test_the_rollout_stores_the_mask_each_action_was_sampled_under(source):
+    """``MaskStepEnv`` allows only action ``t % 4`` at step ``t`` (it raises on another): the stored
+    bool mask of every transition is the one-hot of its own stored count, the action its valid one,
+    and a minibatch's rows keep their masks."""
+    kwargs = {"dict_obs": True} if source == "obs" else {}
+    factory = VecEnvFactory(
+        id="tests.helpers.envs:MaskStepEnv", n_envs=2, action_mask=f"{source}:action_mask", kwargs=kwargs
+    )
+    policy = ActorCritic(*factory.spaces(), hidden_sizes=(8,), action_mask_key=factory.action_mask_key)
+    collector = RolloutCollector(
+        factory(seed=0), n_steps=20, seed=0, device=torch.device("cpu"), obs_dtype=policy.input_dtype
+    )
+    rollout = collector.collect(policy)
+    count, mask = (
+        rollout.flat_obs["count" if source == "obs" else "obs"][:, 0],
+        rollout.flat_obs["action_mask"],
+    )
+    assert mask.dtype == torch.bool
+    valid = count.long() % 4
+    assert torch.equal(mask, torch.nn.functional.one_hot(valid, 4).bool())
+    assert torch.equal(rollout.flat_actions, valid)
+    batch = gae_batch(rollout, policy.evaluate_actions, policy.value, 0.99, 0.95)
+    for minibatch in batch.minibatches(epochs=1, n=4, normalize_advantage=True):
+        assert mask_rows_match(minibatch.obs["action_mask"], minibatch.actions)
+
+
+def mask_rows_match(mask: torch.Tensor, actions: torch.Tensor) -> bool:
+    """Each row's action is valid under its row's mask."""
+    return bool(mask.gather(1, actions[:, None]).all())

@@ -71,6 +71,11 @@ class QActorCritic(PolicyGradient):
     def validate_network(self) -> None:
         super().validate_network()
         require(
+            self.policy.action_mask_key is None,
+            "algo=actor_critic's Q critic sums over every action and takes no action mask; use "
+            "algo=a2c or algo=ppo, or set env.action_mask=null",
+        )
+        require(
             not self.policy.image_obs,
             "algo=actor_critic's Q critic is an MLP on flat observations and cannot take images; "
             "use algo=a2c or algo=ppo for an image env",

@@ -89,11 +89,13 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.validate_hparams()
         observation_space, action_space = env.spaces()
         self.env_spaces = {"observation": str(observation_space), "action": str(action_space)}
+        mask = {} if env.action_mask_key is None else {"action_mask_key": env.action_mask_key}
         self.policy = network(
             observation_space=observation_space,
             action_space=action_space,
             normalize_obs=env.normalize_obs,
             clip_obs=env.clip_obs,
+            **mask,  # only where the env masks actions: a network of yours need not take the keyword
         )
         self.validate_network()
         self.reward_scaler = RewardScaler(gamma, env.clip_reward) if env.normalize_reward else None

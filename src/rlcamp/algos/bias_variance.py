@@ -75,9 +75,16 @@ class Episodes:
         )
 
 
-def check_study_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    """Raise a one-line error unless the actions are Discrete and the observations a flat vector:
-    the Q critic's expected-SARSA target sums over the actions, and its MLP reads vectors."""
+def check_study_spaces(
+    observation_space: gym.Space, action_space: gym.Space, action_mask: str | None = None
+) -> None:
+    """Raise a one-line error unless the actions are Discrete, unmasked, and the observations a flat
+    vector: the Q critic's expected-SARSA target sums over all actions, and its MLP reads vectors."""
+    if action_mask is not None:
+        raise ValueError(
+            "the variance study takes no action mask (its expected-SARSA target sums over every action); "
+            "set env.action_mask=null"
+        )
     images = is_image_space(observation_space)
     dict_obs = isinstance(observation_space, gym.spaces.Dict)
     if not isinstance(action_space, gym.spaces.Discrete) or images or dict_obs:
@@ -100,7 +107,7 @@ def sample_episodes(
     Not ``RolloutCollector``: its fixed-length segments hold complete episodes only up to the cut, and
     keeping those would favour short episodes.
     """
-    check_study_spaces(policy.observation_space, policy.action_space)
+    check_study_spaces(policy.observation_space, policy.action_space, policy.action_mask_key)
     per_env = math.ceil(n_episodes / n_envs)
     env = env_factory(seed=seed, n_envs=n_envs)
     raw_obs, _ = env.reset(seed=seed)

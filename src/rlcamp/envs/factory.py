@@ -18,8 +18,9 @@ import numpy as np
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 from gymnasium.wrappers.vector import ClipAction, RecordEpisodeStatistics
 
-from rlcamp.config_checks import check_env_recipe
+from rlcamp.config_checks import check_env_recipe, parse_action_mask
 from rlcamp.envs.envpool import EnvPoolVectorEnv, check_envpool_kwargs, envpool_task_id, import_envpool
+from rlcamp.envs.masks import InfoActionMask
 from rlcamp.errors import EnvError
 from rlcamp.tree import tree_stack
 
@@ -129,6 +130,8 @@ class VecEnvFactory:
     so their statistics live in the LightningModule's state and travel with the checkpoint.
     ``backend="envpool"`` builds the vector env from EnvPool (``rlcamp.envs.envpool``) behind the
     same interface and wrappers; ``env_fn`` (evaluation, videos) stays gymnasium's single env.
+    ``action_mask``: where the env reports invalid-action masks (``obs:<key>``, ``info:<key>``; an
+    info mask is moved into a ``Dict`` observation, ``rlcamp.envs.masks``), or None.
     """
 
     id: str
@@ -142,6 +145,7 @@ class VecEnvFactory:
     max_episode_steps: int | None = None
     nan_policy: str = "raise"
     kwargs: dict[str, Any] = field(default_factory=dict)
+    action_mask: str | None = None
     # per-env wrappers of the env family (e.g. MinAtar's channels-first frames), innermost first
     wrappers: list[Callable[[gym.Env], gym.Env]] = field(default_factory=list)
 
@@ -169,7 +173,18 @@ class VecEnvFactory:
         if self.max_episode_steps is not None:
             kwargs["max_episode_steps"] = self.max_episode_steps
         wrappers = list(self.wrappers)
-        return lambda: make_single_env(self.id, render_mode=render_mode, wrappers=wrappers, **kwargs)
+        mask = parse_action_mask(self.action_mask)
+        if mask is None or mask[0] == "obs":
+            return lambda: make_single_env(self.id, render_mode=render_mode, wrappers=wrappers, **kwargs)
+        return lambda: InfoActionMask(
+            make_single_env(self.id, render_mode=render_mode, wrappers=wrappers, **kwargs), mask[1]
+        )
+
+    @property
+    def action_mask_key(self) -> str | None:
+        """The observation key that holds the action mask (an info mask's too, moved there), or None."""
+        mask = parse_action_mask(self.action_mask)
+        return None if mask is None else mask[1]
 
     def spaces(self) -> tuple[gym.Space, gym.Space]:
         """Observation and action space of one sub-env, from a throwaway instance."""

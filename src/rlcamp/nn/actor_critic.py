@@ -17,7 +17,9 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from rlcamp.envs.masks import mask_space
 from rlcamp.envs.normalize import RunningNormalizer
+from rlcamp.errors import ConfigError
 from rlcamp.nn.encoders import (
     DictEncoder,
     Encoder,
@@ -27,19 +29,37 @@ from rlcamp.nn.encoders import (
     key_kind,
     select_obs_keys,
 )
-from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head
+from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head, mask_logits
 from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
 from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
 from rlcamp.tree import Obs
 
 # what NumpyActor reproduces: a subclass overriding one of these gets the torch actor
-MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "sample")
+MIRRORED_METHODS = ("preprocess", "actor_features", "actor_params", "policy_params", "sample")
 NUMPY_HEADS = (CategoricalHead, GaussianHead)
 
 
 def flatten_trailing(obs: torch.Tensor, space: gym.Space) -> torch.Tensor:
     """``[..., *space.shape] -> [..., prod(space.shape)]`` as float32: a vector's network input."""
     return obs.reshape(*obs.shape[: obs.dim() - len(space.shape)], -1).float()
+
+
+def split_action_mask(observation_space: gym.Space, action_mask_key: str, logits: int) -> gym.spaces.Dict:
+    """The observation space without its action-mask key (the encoder never reads the mask), after
+    checking the key is a ``Dict``'s with one flag per logit (one line naming the fix)."""
+    if not isinstance(observation_space, gym.spaces.Dict) or action_mask_key not in observation_space.spaces:
+        raise ConfigError(
+            f"env.action_mask=obs:{action_mask_key}: the observation space {observation_space} has no "
+            f"key {action_mask_key!r}; name a Dict observation key, or info:<key> for an info entry"
+        )
+    shape = observation_space[action_mask_key].shape
+    if shape != (logits,):
+        raise ConfigError(
+            f"the action mask {action_mask_key!r} has shape {shape}, but the policy has {logits} logits "
+            "(Discrete n, MultiDiscrete Σnvec); make the env report one flag per action"
+        )
+    rest = {key: space for key, space in observation_space.spaces.items() if key != action_mask_key}
+    return gym.spaces.Dict(rest)
 
 
 def key_input(space: gym.Space) -> tuple[tuple[int, ...], np.dtype]:
@@ -69,6 +89,11 @@ class ActorCritic(nn.Module):
     A ``Dict`` observation space stays a dict of tensors, one per key of ``obs_keys`` (default every
     key) in its own dtype (``key_input``), encoded by a ``DictEncoder`` (``encoder`` for its image
     keys); ``normalize_obs`` normalizes each vector key with its own running statistics.
+
+    ``action_mask_key`` names the ``Dict`` key holding a boolean invalid-action mask (``env.action_mask``;
+    Discrete and MultiDiscrete actions only): the encoder does not read it, the rollout stores it with
+    the observation (bool), and ``policy_params`` applies it, so every policy computation (sampling,
+    mode, log-probability, entropy, KL, Fisher) is the masked distribution's.
     """
 
     def __init__(
@@ -85,10 +110,15 @@ class ActorCritic(nn.Module):
         act_on_device: bool = False,
         encoder: Callable[[gym.Space], Encoder] | None = None,
         obs_keys: Sequence[str] | None = None,
+        action_mask_key: str | None = None,
     ) -> None:
         super().__init__()
         make_encoder = encoder or FlattenEncoder
-        self.input_space = select_obs_keys(observation_space, obs_keys)  # the keys read, or None
+        head_space = observation_space  # the observation without its action mask
+        if action_mask_key is not None:
+            head_space = split_action_mask(observation_space, action_mask_key, mask_space(action_space).n)
+        self.action_mask_key = action_mask_key
+        self.input_space = select_obs_keys(head_space, obs_keys)  # the keys read, or None
         check_encoder(make_encoder, self.input_space or observation_space, normalize_obs)
         self.observation_space = observation_space
         self.action_space = action_space
@@ -137,9 +167,13 @@ class ActorCritic(nn.Module):
     @property
     def input_shape(self) -> tuple[int, ...] | dict[str, tuple[int, ...]]:
         """The shape of one observation as ``preprocess`` returns it (what the rollout stores):
-        an image's own ``[C, H, W]``, else the flat vector; per key for a ``Dict`` (``key_input``)."""
+        an image's own ``[C, H, W]``, else the flat vector; per key for a ``Dict`` (``key_input``), the
+        action mask's ``(n,)`` among them."""
         if self.input_space is not None:
-            return {key: key_input(space)[0] for key, space in self.input_space.spaces.items()}
+            shapes = {key: key_input(space)[0] for key, space in self.input_space.spaces.items()}
+            if self.action_mask_key is not None:
+                shapes[self.action_mask_key] = mask_space(self.action_space).shape
+            return shapes
         if self.image_obs:
             return tuple(self.observation_space.shape)
         return (int(math.prod(self.observation_space.shape)),)
@@ -147,9 +181,13 @@ class ActorCritic(nn.Module):
     @property
     def input_dtype(self) -> np.dtype | dict[str, np.dtype]:
         """The dtype of raw and stored observations: uint8 images (the encoder makes them float on
-        the module's device), float32 vectors; per key for a ``Dict`` (int64 ``Discrete`` keys)."""
+        the module's device), float32 vectors; per key for a ``Dict`` (int64 ``Discrete`` keys, a bool
+        action mask)."""
         if self.input_space is not None:
-            return {key: key_input(space)[1] for key, space in self.input_space.spaces.items()}
+            dtypes = {key: key_input(space)[1] for key, space in self.input_space.spaces.items()}
+            if self.action_mask_key is not None:
+                dtypes[self.action_mask_key] = np.dtype(np.bool_)
+            return dtypes
         return np.dtype(np.uint8 if self.image_obs else np.float32)
 
     @property
@@ -173,7 +211,9 @@ class ActorCritic(nn.Module):
         (its ``Discrete`` keys as int64 indices)."""
         if self.input_space is not None:
             spaces = self.input_space.spaces
-            return {key: self._preprocess_key(key, space, raw_obs[key]) for key, space in spaces.items()}
+            obs = {key: self._preprocess_key(key, space, raw_obs[key]) for key, space in spaces.items()}
+            mask = self.action_mask_key
+            return obs if mask is None else {**obs, mask: raw_obs[mask].to(torch.bool)}
         if self.image_obs:
             return raw_obs.to(torch.uint8)
         obs = flatten_trailing(raw_obs, self.observation_space)
@@ -233,8 +273,14 @@ class ActorCritic(nn.Module):
 
     # ------------------------------------------------------------- the policy
     def actor_params(self, obs: Obs) -> torch.Tensor:
-        """Logits (Discrete, MultiDiscrete, MultiBinary) or the Gaussian mean (Box)."""
-        return self.head(self.actor_features(obs))
+        """Logits (Discrete, MultiDiscrete, MultiBinary) or the Gaussian mean (Box), masked."""
+        return self.policy_params(self.actor_features(obs), obs)
+
+    def policy_params(self, features: torch.Tensor, obs: Obs) -> torch.Tensor:
+        """The head's output on the actor's ``features``, invalid actions' logits masked (``mask_logits``)
+        with the observation's mask: the one place a mask enters the policy."""
+        params = self.head(features)
+        return params if self.action_mask_key is None else mask_logits(params, obs[self.action_mask_key])
 
     def distribution_params(self, obs: Obs) -> tuple[torch.Tensor, ...]:
         """The tensors that fix ``π_θ(·|s)`` (the head's ``distribution_params``)."""
@@ -269,7 +315,8 @@ class ActorCritic(nn.Module):
         if not self.shared:
             return self.distribution(obs), self.value(obs)
         features = self.actor_features(obs)
-        return self.head.distribution(self.head(features)), self.value_head(features).squeeze(-1)
+        dist = self.head.distribution(self.policy_params(features, obs))
+        return dist, self.value_head(features).squeeze(-1)
 
     def act(self, obs: Obs, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample ``a ~ π_θ(·|s)`` (or take its mode) and return ``(a, log π_θ(a|s), V_φ(s))``."""
@@ -289,15 +336,20 @@ class ActorCritic(nn.Module):
         It can when nothing a subclass changes is in the way: ``preprocess``, ``actor_params`` and
         ``sample`` are this class's, the actor body is ``Linear`` layers and this network's activation
         (which has a numpy form), and the head is a plain Categorical or Gaussian. Anything else
-        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head, a ``Dict``'s encoder) runs through torch
-        instead of sampling another policy.
+        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head, a ``Dict``'s encoder, an action mask)
+        runs through torch instead of sampling another policy.
         """
         own = all(getattr(type(self), name) is getattr(ActorCritic, name) for name in MIRRORED_METHODS)
         activation = ACTIVATIONS.get(self.activation)
         body = all(type(m) in (nn.Linear, activation) for m in self.actor_body)
         flat = type(self.actor_encoder) is FlattenEncoder
         if not (
-            own and flat and body and self.activation in NUMPY_ACTIVATIONS and type(self.head) in NUMPY_HEADS
+            self.action_mask_key is None
+            and own
+            and flat
+            and body
+            and self.activation in NUMPY_ACTIVATIONS
+            and type(self.head) in NUMPY_HEADS
         ):
             return None
         norm = self.obs_normalizer
@@ -315,7 +367,7 @@ class ActorCritic(nn.Module):
         """``(log π_θ(a|s), H[π_θ(·|s)], V_φ(s))`` for a batch, without distribution objects."""
         if self.shared:
             features = self.actor_features(obs)
-            log_prob, entropy = self.head.log_prob_entropy(self.head(features), actions)
+            log_prob, entropy = self.head.log_prob_entropy(self.policy_params(features, obs), actions)
             return log_prob, entropy, self.value_head(features).squeeze(-1)
         log_prob, entropy = self.head.log_prob_entropy(self.actor_params(obs), actions)
         return log_prob, entropy, self.value(obs)

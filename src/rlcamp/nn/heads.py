@@ -17,6 +17,11 @@ step and the distribution objects cost more than the network there (tests check 
   noise ``l = log U - log(1 - U)``; ``log π(a|s) = -Σ_j [a_j softplus(-z_j) + (1-a_j) softplus(z_j)]``;
   entropy ``H = Σ_j [p_j softplus(-z_j) + (1-p_j) softplus(z_j)]``, ``p = σ(z)``.
 
+An invalid-action mask (Huang & Ontañón 2022) sets the logits of invalid actions to the dtype's
+lowest finite value before any of these (``mask_logits``): their probability is exactly 0, so the
+Categorical and MultiCategorical heads above sample, score and differentiate the masked softmax
+``π(a|s) = m_a exp(z_a) / Σ_b m_b exp(z_b)``; the Gaussian and Bernoulli heads take no mask.
+
 Sampling is written on noise drawn up front (the collector draws a whole rollout's at once) and, for
 the Gumbel and logistic tricks, the noise maps to exactly the distribution's law (tests count draws).
 
@@ -70,6 +75,12 @@ def bernoulli_kl(old_logits: torch.Tensor, new_logits: torch.Tensor) -> torch.Te
     log_ratio_one = F.softplus(-new_logits) - F.softplus(-old_logits)
     log_ratio_zero = F.softplus(new_logits) - F.softplus(old_logits)
     return (p * log_ratio_one + (1.0 - p) * log_ratio_zero).sum(-1)
+
+
+def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``z_a`` where ``m_a`` (valid), else the lowest finite float: ``softmax`` then gives invalid
+    actions probability exactly 0, and, finite, no NaN in ``0·log 0`` terms or their gradients."""
+    return logits.masked_fill(~mask, torch.finfo(logits.dtype).min)
 
 
 def gumbel_noise(shape: tuple[int, ...], device: torch.device | str = "cpu") -> torch.Tensor:
