@@ -4,6 +4,8 @@ short run."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -58,6 +60,26 @@ def test_a_few_updates_train_on_the_dict_observation(make_cfg, algo):
     )
     assert summary["status"] == "completed" and summary["env_steps"] == 128
     assert all(torch.isfinite(p).all() for p in module.policy.parameters())
+
+
+def test_a_checkpoint_resumes_in_another_process_whose_mission_space_prints_another_address(make_cfg):
+    """MiniGrid's ``MissionSpace`` holds a function, printed with its address: a checkpoint written
+    by another process records another address, and is still the same env; another env is not."""
+    from rlcamp.errors import CheckpointError
+    from rlcamp.utils.checkpoint import check_resumable
+
+    module = build(make_cfg("env=minigrid_empty"))
+    spaces = dict(module.env_spaces)
+    assert " at 0x" in spaces["observation"]
+    elsewhere = {**spaces, "observation": re.sub(r" at 0x[0-9a-f]+", " at 0xdeadbeef", spaces["observation"])}
+    check_resumable(
+        {"rlcamp": {"spaces": elsewhere}, "state_dict": module.state_dict()}, module, "other.ckpt"
+    )
+    other_env = {**spaces, "action": "Discrete(3)"}
+    with pytest.raises(CheckpointError, match="was trained on"):
+        check_resumable(
+            {"rlcamp": {"spaces": other_env}, "state_dict": module.state_dict()}, module, "x.ckpt"
+        )
 
 
 PPO_EMPTY = LearningClaim(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import logging
 import pickle
+import re
 import zipfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -375,10 +376,20 @@ def check_same_run(cfg: DictConfig, checkpoint: dict[str, Any], path: str | Path
         )
 
 
+# an object's address in a repr ("<function f at 0x7f...>"), different in every process
+ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def comparable_spaces(spaces: dict[str, str]) -> dict[str, str]:
+    """The stored space descriptions without object addresses: a space that holds a function
+    (MiniGrid's ``MissionSpace``) prints its address, so the same env would read as another one."""
+    return {key: ADDRESS.sub("", text) for key, text in spaces.items()}
+
+
 def check_resumable(checkpoint: dict[str, Any], module: pl.LightningModule, path: str | Path) -> None:
     """The checkpoint was trained on the same spaces and its weights fit the configured network."""
     saved = checkpoint.get("rlcamp", {}).get("spaces")
-    if saved is not None and saved != module.env_spaces:
+    if saved is not None and comparable_spaces(saved) != comparable_spaces(module.env_spaces):
         config = checkpoint["rlcamp"].get("config") or {}
         env_id = config.get("env", {}).get("id", "another env")
         raise CheckpointError(
