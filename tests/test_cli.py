@@ -113,6 +113,10 @@ REFUSED = {
     "env-id": (["env.id=CartPol-v1"], "env.id: unknown env id 'CartPol-v1'; did you mean CartPole-v1"),
     "env-kwargs": (["+env.kwargs.gravity=1"], "env.kwargs.gravity is not a parameter of CartPole-v1"),
     "atari-n-envs": (["env=pong", "env.n_envs=0"], "env.n_envs=0: need at least 1 environment"),
+    "memory": (
+        ["algo=trpo", "network.memory=lstm"],
+        "network.memory=lstm: TRPO cannot train a recurrent policy",
+    ),
 }
 if not torch_build()[1]:  # a torch without CUDA or ROCm: refused before torch; else after it
     REFUSED["gpu"] = (["trainer=gpu"], f"trainer.accelerator=gpu but torch {torch_build()[0]} sees no CUDA")

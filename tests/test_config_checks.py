@@ -15,6 +15,7 @@ from rlcamp.algos import OnPolicyAlgorithm
 from rlcamp.config_checks import (
     ALGO_CHECKS,
     ENV_TARGETS,
+    RECURRENT_ALGOS,
     algo_checks,
     check_config,
     init_parameters,
@@ -211,3 +212,44 @@ def test_the_torch_build_read_from_its_source_is_torchs():
     version, gpu = torch_build()
     assert version == torch.__version__
     assert gpu == bool(torch.version.cuda or torch.version.hip)
+
+
+@pytest.mark.parametrize("algo", config_options("algo"))
+def test_a_recurrent_network_is_taken_or_refused_alike_before_and_after_torch(algo, tmp_path):
+    """``network.memory=lstm``: A2C, PPO and PPO-KL take it, every other algorithm refuses it in one
+    line, the same before torch and when the module is built (before its env)."""
+    cfg = compose_train([f"algo={algo}", "network.memory=lstm"], tmp_path)
+    light = verdict(check_config, cfg)
+    assert light == verdict(build, cfg)
+    name = str(cfg.algo._target_).rpartition(".")[2]
+    assert (light is None) == (name in RECURRENT_ALGOS), light
+    assert getattr(rlcamp.algos, name).takes_memory == (name in RECURRENT_ALGOS)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "line"),
+    [
+        (["algo.seq_len=8"], "algo.seq_len=8 cuts a recurrent policy's sequences; set network.memory=lstm"),
+        (
+            ["network.memory=lstm", "algo.seq_len=5"],
+            "algo.seq_len=5 must divide algo.n_steps=32; pick a divisor",
+        ),
+        (
+            ["network.memory=gru", "algo.n_minibatches=3"],
+            "8 envs x 1 sequences of 32 steps = 8 sequences do not split into algo.n_minibatches=3",
+        ),
+        (
+            ["network.memory=lstm", "algo.grad_diagnostics=true"],
+            "algo.grad_diagnostics=true takes per-sample",
+        ),
+        (["network.memory=lstmm"], "network.memory='lstmm': choose one of none, lstm, gru"),
+        (["network.memory=lstm", "algo.seq_len=8", "algo.n_minibatches=4"], None),
+    ],
+)
+def test_sequence_settings_are_checked_alike(overrides, line, tmp_path):
+    """PPO's sequence settings (CartPole's 8 envs x 32 steps): a divisor of ``n_steps`` that fills the
+    minibatches, no ``seq_len`` without memory, no per-sample gradients of a recurrent policy."""
+    cfg = compose_train(["algo=ppo", *overrides], tmp_path)
+    light = verdict(check_config, cfg)
+    assert light == verdict(build, cfg)
+    assert (light is None) if line is None else light.startswith(line), light

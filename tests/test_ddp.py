@@ -82,8 +82,19 @@ class LopsidedKLPPO(PPO):
         ["algo=actor_critic", "algo.critic_steps=2"],
         ["algo=ppo", "env.id=tests.helpers.envs:LitCellEnv", "network=nature_cnn"],
         ["algo=ppo", "env.id=tests.helpers.envs:DictCountingEnv", "network=minatar_cnn", *NORMALIZED],
+        ["algo=ppo", "network.memory=lstm", "network.memory_size=8", "algo.seq_len=32"],
     ],
-    ids=["ppo", "ppo_kl", "trpo", "acktr", "reinforce", "actor_critic", "ppo_cnn_uint8", "ppo_dict"],
+    ids=[
+        "ppo",
+        "ppo_kl",
+        "trpo",
+        "acktr",
+        "reinforce",
+        "actor_critic",
+        "ppo_cnn_uint8",
+        "ppo_dict",
+        "ppo_lstm",
+    ],
 )
 def test_two_ranks_hold_identical_parameters_after_every_update(make_cfg, tmp_path, algo):
     summary, module = train(make_cfg(*DDP, *TINY, *algo, SAME_STATE))

@@ -549,10 +549,16 @@ def test_a_cnn_run_resumes_bit_for_bit(make_cfg, tmp_path):
     assert metric_rows(tmp_path / "resumed" / "metrics.csv") == metric_rows(tmp_path / "full" / "metrics.csv")
 
 
-def test_a_multidiscrete_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path):
-    """The MultiDiscrete head: a run resumed from its mid-run checkpoint ends with the uninterrupted
-    run's weights and metrics (scripted targets, every episode ends at the checkpoint);
-    ``rlcamp-eval`` on the checkpoint reports the in-process evaluation's returns."""
+@pytest.mark.parametrize(
+    "network",
+    [[], ["network.memory=lstm", "network.memory_size=8", "algo.seq_len=4"]],
+    ids=["multidiscrete", "lstm"],
+)
+def test_a_multidiscrete_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path, network):
+    """The MultiDiscrete head, feed-forward or with an LSTM: a run resumed from its mid-run
+    checkpoint ends with the uninterrupted run's weights and metrics (scripted targets, every
+    episode ends at the checkpoint, so a recurrent state that restarts at zero with the envs loses
+    nothing); ``rlcamp-eval`` on the checkpoint reports the in-process evaluation's returns."""
     multi = [
         "env.id=tests.helpers.envs:MultiDiscreteTargetEnv",
         "+env.kwargs.scripted=true",
@@ -562,6 +568,7 @@ def test_a_multidiscrete_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_c
         "algo.update_epochs=2",
         "total_env_steps=64",
         "callbacks.checkpoint.every_env_steps=32",
+        *network,
     ]
     _, full_module = train(make_cfg(*multi, output_dir=tmp_path / "full"))
     crash = ["+callbacks.crash._target_=tests.test_resume.CrashAt", "+callbacks.crash.env_steps=48"]

@@ -278,6 +278,7 @@ class AlgoSettings:
     hparams: Mapping[str, Any]
     n_envs: int | None
     lr: float | None
+    memory: str = "none"  # network.memory
 
     def value(self, key: str) -> Any:
         return self.hparams.get(key, ABSENT)
@@ -327,6 +328,49 @@ def check_on_policy(algo: AlgoSettings) -> None:
     if algo.lr is not None:
         require_number("algo.optimizer.lr", algo.lr)
         require(algo.lr > 0, f"algo.optimizer.lr={algo.lr} must be > 0")
+
+
+def check_memory(algo: AlgoSettings, name: str, takes_memory: bool) -> None:
+    """A recurrent network (``network.memory``) only for an algorithm that replays sequences
+    (``RECURRENT_ALGOS``), without per-sample gradients, and ``algo.seq_len`` cutting each env's
+    rollout into chunks that fill ``algo.n_minibatches`` equally."""
+    require(algo.memory in MEMORIES, f"network.memory={algo.memory!r}: choose one of {', '.join(MEMORIES)}")
+    seq_len = algo.value("seq_len")
+    if algo.memory == "none":
+        require(
+            seq_len in (ABSENT, None),
+            f"algo.seq_len={seq_len} cuts a recurrent policy's sequences; set network.memory=lstm (or gru) "
+            "or drop algo.seq_len",
+        )
+        return
+    require(
+        takes_memory,
+        f"network.memory={algo.memory}: {name} cannot train a recurrent policy; use algo=ppo, ppo_kl "
+        "or a2c, or network.memory=none",
+    )
+    require(
+        not algo.value("grad_diagnostics"),
+        "algo.grad_diagnostics=true takes per-sample gradients of feed-forward rows; set "
+        "algo.grad_diagnostics=false with network.memory",
+    )
+    n_steps, minibatches = algo.value("n_steps"), algo.value("n_minibatches")
+    if not is_int(n_steps) or n_steps < 1:
+        return
+    if seq_len not in (ABSENT, None):
+        require_number("algo.seq_len", seq_len, integer=True)
+        require(
+            seq_len >= 1 and n_steps % seq_len == 0,
+            f"algo.seq_len={seq_len} must divide algo.n_steps={n_steps}; pick a divisor",
+        )
+    if algo.n_envs is None or not is_int(minibatches) or minibatches < 1:
+        return
+    length = seq_len if is_int(seq_len) else n_steps
+    sequences = algo.n_envs * (n_steps // length)
+    require(
+        sequences % minibatches == 0,
+        f"{algo.n_envs} envs x {n_steps // length} sequences of {length} steps = {sequences} sequences "
+        f"do not split into algo.n_minibatches={minibatches}; pick a divisor or set algo.seq_len",
+    )
 
 
 def check_policy_gradient(algo: AlgoSettings) -> None:
@@ -414,6 +458,11 @@ ALGO_CHECKS: dict[str, tuple[AlgoCheck, ...]] = {
 }
 
 
+# the algorithms that train a recurrent policy (their class's ``takes_memory``), and the cores
+RECURRENT_ALGOS = ("A2C", "PPO", "PPOKL")
+MEMORIES = ("none", "lstm", "gru")
+
+
 def algo_checks(target: str) -> tuple[AlgoCheck, ...]:
     """The checks of the rlcamp algorithm ``target`` names (``rlcamp.algos.PPO``); none for another
     class, whose own ``validate_hparams`` runs when it is built."""
@@ -433,6 +482,12 @@ def check_config(cfg: DictConfig) -> None:
         n_envs = env.get("n_envs")
     algo = cfg.get("algo") or {}
     check_algo_key_names(algo)
-    settings = AlgoSettings(algo, n_envs, OmegaConf.select(cfg, "algo.optimizer.lr", default=None))
-    for check in algo_checks(str(algo.get("_target_", ""))):
+    lr = OmegaConf.select(cfg, "algo.optimizer.lr", default=None)
+    memory = str(OmegaConf.select(cfg, "network.memory", default="none"))
+    target = str(algo.get("_target_", ""))
+    settings = AlgoSettings(algo, n_envs, lr, memory)
+    for check in algo_checks(target):
         check(settings)
+    name = target.rpartition(".")[2]
+    if algo_checks(target):
+        check_memory(settings, name, name in RECURRENT_ALGOS)

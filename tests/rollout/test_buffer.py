@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rlcamp.rollout.buffer import Batch
+from rlcamp.rollout.buffer import Batch, BatchMemory
 
 
 def numbered_batch(n: int) -> Batch:
@@ -72,3 +72,43 @@ def test_a_dict_observation_is_indexed_and_split_key_by_key():
         assert mb.obs["frame"].dtype == torch.uint8 and mb.obs["frame"].shape == (8, 2, 2)
         torch.testing.assert_close(mb.obs["frame"][:, 0, 0].float(), mb.obs["count"][:, 0])
         torch.testing.assert_close(mb.values, 2 * mb.obs["count"][:, 0])
+
+
+def recurrent_batch(steps: int, width: int) -> Batch:
+    """``numbered_batch`` as ``width`` env columns of ``steps`` steps (row ``t·width + env``), with
+    the state before each row naming the row and an episode start every 3rd step."""
+    batch = numbered_batch(steps * width)
+    rows = torch.arange(steps * width, dtype=torch.float32)
+    starts = ((rows // width) % 3 == 0).float()
+    batch.memory = BatchMemory(torch.stack([rows, -rows], 1), starts, width)
+    return batch
+
+
+@pytest.mark.parametrize(("seq_len", "n"), [(None, 2), (4, 4), (2, 8), (8, 1)])
+def test_sequence_minibatches_are_whole_time_ordered_chunks(seq_len, n):
+    """Each minibatch is ``seq_len``-step chunks of env columns, time-major, starting from the
+    state stored before each chunk's first row, with its starts; an epoch covers every row once."""
+    steps, width = 8, 4
+    batch = recurrent_batch(steps, width)
+    length = seq_len or steps
+    minibatches = list(batch.minibatches(2, n, normalize_advantage=True, seq_len=seq_len))
+    assert len(minibatches) == 2 * n
+    for epoch in (minibatches[:n], minibatches[n:]):
+        seen = torch.cat([minibatch.obs[:, 0] for minibatch in epoch]).long()
+        assert sorted(seen.tolist()) == list(range(steps * width))
+    for minibatch in minibatches:
+        sequences = minibatch.sequences
+        chunk = minibatch.obs[:, 0].long().view(length, -1)  # [L, sequences]
+        assert torch.equal(chunk[1:] - chunk[:-1], torch.full_like(chunk[1:], width))  # one env, step by step
+        assert torch.equal(sequences.state[:, 0].long(), chunk[0])  # the state stored before the first row
+        assert torch.equal(sequences.starts, ((chunk // width) % 3 == 0).float())
+        assert abs(float(minibatch.advantages.mean())) < 1e-5
+
+
+def test_a_full_batch_pass_keeps_the_rollouts_sequences():
+    """A2C's single pass reads the whole rollout from its first state, unshuffled."""
+    batch = recurrent_batch(6, 2)
+    (only,) = batch.minibatches(1, 1, normalize_advantage=False)
+    assert only is batch
+    assert torch.equal(only.sequences.state[:, 0], torch.tensor([0.0, 1.0]))
+    assert only.sequences.starts.shape == (6, 2)

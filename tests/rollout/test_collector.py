@@ -11,6 +11,7 @@ from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn import ActorCritic
 from rlcamp.nn.encoders import MinAtarCNN
+from rlcamp.nn.recurrent import Sequences
 from rlcamp.rollout import RolloutCollector, bootstrap_truncations
 from rlcamp.rollout.buffer import gae_batch
 
@@ -271,3 +272,54 @@ def test_the_rollout_stores_the_mask_each_action_was_sampled_under(source):
 def mask_rows_match(mask: torch.Tensor, actions: torch.Tensor) -> bool:
     """Each row's action is valid under its row's mask."""
     return bool(mask.gather(1, actions[:, None]).all())
+
+
+def recurrent_collector(n_steps=6, n_envs=2):
+    """CountingEnv truncated every 4 steps (so ``final_obs`` bootstraps) with an LSTM policy."""
+    factory = VecEnvFactory(
+        id="tests.helpers.envs:CountingEnv", n_envs=n_envs, max_episode_steps=4, kwargs={"terminate": False}
+    )
+    obs_space, act_space = factory.spaces()
+    torch.manual_seed(0)
+    policy = ActorCritic(obs_space, act_space, hidden_sizes=(8,), memory="lstm", memory_size=5)
+    collector = RolloutCollector(factory(seed=0), n_steps=n_steps, seed=0, device=torch.device("cpu"))
+    return collector, policy
+
+
+def test_a_recurrent_rollout_records_the_state_before_each_step():
+    """``states[t+1]`` is the state ``step`` returns from ``states[t]`` (reset where ``starts[t]``),
+    starts follow the ends, each truncation keeps its env's state after the last step, and the next
+    rollout continues from ``next_state`` and ``next_starts``."""
+    collector, policy = recurrent_collector()
+    first = collector.collect(policy)
+    memory = first.memory
+    assert torch.equal(memory.states[0], torch.zeros(2, policy.state_size))
+    assert torch.equal(memory.starts[0], torch.ones(2))
+    assert torch.equal(memory.starts[1:], first.dones[:-1])
+    after = []
+    for t in range(first.n_steps):
+        sequences = Sequences.one_step(memory.states[t], memory.starts[t])
+        after.append(policy.step(first.obs[t], sequences, policy.noise((2,)))[1])
+    after = torch.stack(after)
+    torch.testing.assert_close(after[:-1], memory.states[1:])
+    torch.testing.assert_close(after[-1], memory.next_state)
+    assert len(first.final_index) == 2  # each env truncated at step 3
+    t, env = first.final_index.unbind(1)
+    torch.testing.assert_close(memory.final_states, after[t, env])
+    second = collector.collect(policy)
+    assert torch.equal(second.memory.states[0], memory.next_state)
+    assert torch.equal(second.memory.starts[0], memory.next_starts)
+
+
+@pytest.mark.parametrize("seq_len", [None, 2, 3])
+def test_replayed_sequences_give_the_rollouts_log_probs(seq_len):
+    """Before any update, every sequence minibatch (whole columns or chunks replayed from their
+    stored state) re-evaluates to the log-probabilities of the rollout: PPO's first ratio is 1."""
+    collector, policy = recurrent_collector()
+    collector.collect(policy)  # so the second rollout starts mid-episode from a nonzero state
+    rollout = collector.collect(policy)
+    batch = gae_batch(rollout, policy.evaluate_actions, policy.value, 0.99, 0.95)
+    for minibatch in batch.minibatches(2, 2, normalize_advantage=False, seq_len=seq_len):
+        log_prob, _, values = policy.evaluate_actions(minibatch.obs, minibatch.actions, minibatch.sequences)
+        torch.testing.assert_close(log_prob, minibatch.log_probs)
+        torch.testing.assert_close(values, minibatch.values)

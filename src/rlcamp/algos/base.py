@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any
+from typing import Any, ClassVar
 
 import pytorch_lightning as pl
 import torch
@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader
 from rlcamp.algos.losses import explained_variance
 from rlcamp.algos.update_log import Metrics, UpdateLog
 from rlcamp.algos.variance import policy_gradient_metrics
-from rlcamp.config_checks import AlgoSettings, check_on_policy
+from rlcamp.config_checks import AlgoSettings, check_memory, check_on_policy
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import require
@@ -59,6 +59,9 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         run_config: the resolved run config, saved in checkpoints (``rlcamp.utils.build.build`` passes it).
     """
 
+    # whether it trains a recurrent policy (network.memory); config_checks.RECURRENT_ALGOS says the same
+    takes_memory: ClassVar[bool] = False
+
     # ----------------------------------------------------------------- hyperparameters
     def __init__(
         self,
@@ -86,6 +89,7 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         plain_hparams(self.hparams)
         self.env_factory = env
         self.optimizer_factory = optimizer
+        self.network_memory = str(getattr(network, "keywords", {}).get("memory", "none"))
         self.validate_hparams()
         observation_space, action_space = env.spaces()
         self.env_spaces = {"observation": str(observation_space), "action": str(action_space)}
@@ -113,12 +117,14 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         with its own function of :mod:`rlcamp.config_checks`, which ``rlcamp-train`` runs on the
         config before importing torch (there, ``ALGO_CHECKS`` lists each class's)."""
         check_on_policy(self.algo_settings)
+        check_memory(self.algo_settings, type(self).__name__, self.takes_memory)
 
     @property
     def algo_settings(self) -> AlgoSettings:
-        """What the hyperparameter checks read: the hyperparameters, ``env.n_envs`` and the learning rate."""
+        """What the hyperparameter checks read: the hyperparameters, ``env.n_envs``, the learning rate
+        and ``network.memory``."""
         lr = getattr(self.optimizer_factory, "keywords", {}).get("lr")
-        return AlgoSettings(self.hparams, self.env_factory.n_envs, lr)
+        return AlgoSettings(self.hparams, self.env_factory.n_envs, lr, self.network_memory)
 
     def validate_network(self) -> None:
         """Refuse, in one line, a network this algorithm cannot train (built, no env made yet); a

@@ -45,7 +45,7 @@ class PolicyGradient(OnPolicyAlgorithm):
         return value_loss(values, batch.values, batch.returns)
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
-        log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions)
+        log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions, batch.sequences)
         policy_loss = policy_gradient_loss(log_prob, batch.advantages)
         entropy_mean = entropy.mean()
         loss = policy_loss - self.hparams.ent_coef * entropy_mean
@@ -74,5 +74,8 @@ class A2C(PolicyGradient):
     rollout's end (``n = n_steps - t``), ``λ = 0`` the one-step TD error
     ``δ_t = r_t + γV(s_{t+1}) - V(s_t)``. The critic regresses ``V_φ(s_t)`` on the λ-return
     ``Â_t + V(s_t)``; the loss is ``-log π·Â + c_v·½(V - R)² - c_e·H``, and the gradient is clipped
-    to ``max_grad_norm``. Time-limit truncations bootstrap ``γV(s_final)``.
+    to ``max_grad_norm``. Time-limit truncations bootstrap ``γV(s_final)``. A recurrent policy
+    (``network.memory``) reads the rollout as its ``n_envs`` whole sequences, exactly as it acted.
     """
+
+    takes_memory = True

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -52,7 +53,12 @@ class PPO(OnPolicyAlgorithm):
         anneal_clip: decay ε linearly to 0 with the budget (rl-zoo's tuned CartPole).
         ent_coef, vf_coef: c_e and c_v.
         target_kl: stop this rollout's update once the approximate KL exceeds 1.5 × target_kl.
+        seq_len: a recurrent policy's minibatches are sequences of this many steps, each replayed
+            from the state stored before its first step (None: each env's whole rollout, CleanRL's
+            ``ppo_atari_lstm.py``; ``Batch.sequence_minibatches``).
     """
+
+    takes_memory = True
 
     def __init__(
         self,
@@ -63,6 +69,7 @@ class PPO(OnPolicyAlgorithm):
         ent_coef: float = 0.0,
         vf_coef: float = 0.5,
         target_kl: float | None = None,
+        seq_len: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -70,6 +77,11 @@ class PPO(OnPolicyAlgorithm):
     def validate_hparams(self) -> None:
         super().validate_hparams()
         check_ppo(self.algo_settings)
+
+    def minibatches(self, batch: Batch) -> Iterator[Batch]:
+        """The base's shuffled minibatches; a recurrent policy's are sequences of ``seq_len`` steps."""
+        hp = self.hparams
+        return batch.minibatches(hp.update_epochs, hp.n_minibatches, hp.normalize_advantage, hp.seq_len)
 
     @property
     def clip(self) -> float:
@@ -84,7 +96,7 @@ class PPO(OnPolicyAlgorithm):
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         hp = self.hparams
         clip = self.clip
-        log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions)
+        log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions, batch.sequences)
         log_ratio = log_prob - batch.log_probs
         policy_loss = self.policy_loss(log_ratio, batch.advantages)
         v_loss = value_loss(values, batch.values, batch.returns, hp.clip_range_vf)
@@ -147,7 +159,7 @@ class PPOKL(PPO):
         """The base's update, then measure ``d`` on the whole rollout, log it and β, adapt β."""
         super().training_step(batch, batch_idx)
         with torch.no_grad():
-            log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions)
+            log_prob, _, _ = self.policy.evaluate_actions(batch.obs, batch.actions, batch.sequences)
             kl = float(self.all_ranks_mean(approx_kl(log_prob - batch.log_probs)))
         self.update_log.rollout["train/kl"] = torch.tensor(kl)
         self.update_log.rollout["train/kl_coef"] = torch.tensor(self.kl_coef)

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.distributions import Distribution
 
+from rlcamp.config_checks import MEMORIES
 from rlcamp.envs.masks import mask_space
 from rlcamp.envs.normalize import RunningNormalizer
 from rlcamp.errors import ConfigError
@@ -31,6 +32,7 @@ from rlcamp.nn.encoders import (
 )
 from rlcamp.nn.heads import CategoricalHead, GaussianHead, make_head, mask_logits
 from rlcamp.nn.mlp import ACTIVATIONS, mlp, mlp_forward, orthogonal_init
+from rlcamp.nn.recurrent import RecurrentCore, Sequences
 from rlcamp.nn.rollout_actor import NUMPY_ACTIVATIONS, NumpyActor
 from rlcamp.tree import Obs
 
@@ -94,6 +96,12 @@ class ActorCritic(nn.Module):
     Discrete and MultiDiscrete actions only): the encoder does not read it, the rollout stores it with
     the observation (bool), and ``policy_params`` applies it, so every policy computation (sampling,
     mode, log-probability, entropy, KL, Fisher) is the masked distribution's.
+
+    ``memory`` (``lstm``, ``gru``; ``none``: feed-forward) puts a recurrent core of ``memory_size``
+    units between the encoder and the MLP body (``rlcamp.nn.recurrent``): one for the actor and one
+    for the critic, or one for both when ``shared`` or ``memory_shared``. A recurrent network's
+    methods read rows as sequences (``memory``: a ``Sequences``) and its state is one flat row per env
+    (``initial_state``); ``step`` advances it in the rollout.
     """
 
     def __init__(
@@ -111,8 +119,13 @@ class ActorCritic(nn.Module):
         encoder: Callable[[gym.Space], Encoder] | None = None,
         obs_keys: Sequence[str] | None = None,
         action_mask_key: str | None = None,
+        memory: str = "none",
+        memory_size: int = 128,
+        memory_shared: bool = False,
     ) -> None:
         super().__init__()
+        if memory not in MEMORIES:
+            raise ConfigError(f"network.memory={memory!r}: choose one of {', '.join(MEMORIES)}")
         make_encoder = encoder or FlattenEncoder
         head_space = observation_space  # the observation without its action mask
         if action_mask_key is not None:
@@ -140,6 +153,16 @@ class ActorCritic(nn.Module):
             self.actor_encoder = make_encoder(observation_space)
             self.critic_encoder = self.actor_encoder if shared else make_encoder(observation_space)
         in_features = self.actor_encoder.features_dim
+        self.memory = memory
+        self.actor_core: RecurrentCore | None = None
+        self.critic_core: RecurrentCore | None = None
+        if memory != "none":
+            self.actor_core = RecurrentCore(memory, in_features, memory_size)
+            separate = not (shared or memory_shared)
+            self.critic_core = (
+                RecurrentCore(memory, in_features, memory_size) if separate else self.actor_core
+            )
+            in_features = memory_size
         self.actor_body = mlp(in_features, hidden_sizes, activation, ortho_init)
         self.critic_body = (
             self.actor_body if shared else mlp(in_features, hidden_sizes, activation, ortho_init)
@@ -256,25 +279,76 @@ class ActorCritic(nn.Module):
     def actor_parameters(self) -> list[nn.Parameter]:
         """θ: the actor's encoder and body (shared or not) and the policy head (a Gaussian's
         ``log σ`` included)."""
-        return [*self.actor_encoder.parameters(), *self.actor_body.parameters(), *self.head.parameters()]
+        core = [] if self.actor_core is None else [*self.actor_core.parameters()]
+        return [
+            *self.actor_encoder.parameters(),
+            *core,
+            *self.actor_body.parameters(),
+            *self.head.parameters(),
+        ]
 
     def critic_parameters(self) -> list[nn.Parameter]:
         """φ: the value head, and the critic encoder and body when they are not the actor's."""
         trunk = [] if self.shared else [*self.critic_encoder.parameters(), *self.critic_body.parameters()]
-        return [*trunk, *self.value_head.parameters()]
+        core = (
+            []
+            if self.critic_core is None or self.critic_core is self.actor_core
+            else [*self.critic_core.parameters()]
+        )
+        return [*trunk, *core, *self.value_head.parameters()]
 
-    def actor_features(self, obs: Obs) -> torch.Tensor:
-        """The actor trunk's output: encoder, then MLP body."""
-        return mlp_forward(self.actor_body, self.actor_encoder(obs))
+    # ------------------------------------------------------------- recurrent state
+    @property
+    def recurrent(self) -> bool:
+        """Whether the network has a recurrent core (``network.memory``)."""
+        return self.actor_core is not None
 
-    def critic_features(self, obs: Obs) -> torch.Tensor:
+    @property
+    def state_size(self) -> int:
+        """Floats in one env's state row: the actor core's, then the critic core's where it has its own."""
+        if self.actor_core is None or self.critic_core is None:
+            return 0
+        own = 0 if self.critic_core is self.actor_core else self.critic_core.state_size
+        return self.actor_core.state_size + own
+
+    def initial_state(self, n: int, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """``[n, state_size]`` zeros, the state before an env's first step; None when feed-forward."""
+        return torch.zeros(n, self.state_size, device=device) if self.recurrent else None
+
+    def _trunk(
+        self, critic: bool, obs: Obs, memory: Sequences | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Encoder, recurrent core (if any, from ``memory``'s state) and MLP body of the actor or the
+        critic: ``(features, that core's state after the last step)``."""
+        encoder, core, body = (
+            (self.critic_encoder, self.critic_core, self.critic_body)
+            if critic
+            else (self.actor_encoder, self.actor_core, self.actor_body)
+        )
+        x = encoder(obs)
+        if core is None:
+            return mlp_forward(body, x), None
+        if memory is None:
+            raise ValueError(
+                f"network.memory={self.memory}: this policy reads sequences; pass memory=Sequences"
+            )
+        split = self.actor_core.state_size
+        own = critic and core is not self.actor_core
+        x, state = core.unroll(x, memory.state[:, split:] if own else memory.state[:, :split], memory.starts)
+        return mlp_forward(body, x), state
+
+    def actor_features(self, obs: Obs, memory: Sequences | None = None) -> torch.Tensor:
+        """The actor trunk's output: encoder, recurrent core (``memory``), then MLP body."""
+        return self._trunk(False, obs, memory)[0]
+
+    def critic_features(self, obs: Obs, memory: Sequences | None = None) -> torch.Tensor:
         """The critic trunk's output (the actor's when ``shared``)."""
-        return mlp_forward(self.critic_body, self.critic_encoder(obs))
+        return self._trunk(True, obs, memory)[0]
 
     # ------------------------------------------------------------- the policy
-    def actor_params(self, obs: Obs) -> torch.Tensor:
+    def actor_params(self, obs: Obs, memory: Sequences | None = None) -> torch.Tensor:
         """Logits (Discrete, MultiDiscrete, MultiBinary) or the Gaussian mean (Box), masked."""
-        return self.policy_params(self.actor_features(obs), obs)
+        return self.policy_params(self.actor_features(obs, memory), obs)
 
     def policy_params(self, features: torch.Tensor, obs: Obs) -> torch.Tensor:
         """The head's output on the actor's ``features``, invalid actions' logits masked (``mask_logits``)
@@ -294,18 +368,20 @@ class ActorCritic(nn.Module):
         """Free parameters of the head with their exact diagonal Fisher (a Gaussian's ``log σ``)."""
         return self.head.fisher_diagonal()
 
-    def log_prob_entropy(self, obs: Obs, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def log_prob_entropy(
+        self, obs: Obs, actions: torch.Tensor, memory: Sequences | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(log π_θ(a|s), H[π_θ(·|s)])``, running the actor only."""
-        return self.head.log_prob_entropy(self.actor_params(obs), actions)
+        return self.head.log_prob_entropy(self.actor_params(obs, memory), actions)
 
-    def distribution(self, obs: Obs) -> Distribution:
+    def distribution(self, obs: Obs, memory: Sequences | None = None) -> Distribution:
         """``π_θ(·|s)`` as a ``torch.distributions`` object."""
-        return self.head.distribution(self.actor_params(obs))
+        return self.head.distribution(self.actor_params(obs, memory))
 
-    def value(self, obs: Obs, detach_shared: bool = False) -> torch.Tensor:
+    def value(self, obs: Obs, memory: Sequences | None = None, detach_shared: bool = False) -> torch.Tensor:
         """``V_φ(s)``, shape ``[...]``. ``detach_shared``: on a shared body, stop the gradient at its
         features, so a critic-only loss never moves the actor (NPG/TRPO's value fit)."""
-        features = self.critic_features(obs)
+        features = self.critic_features(obs, memory)
         if detach_shared and self.shared:
             features = features.detach()
         return self.value_head(features).squeeze(-1)
@@ -318,12 +394,26 @@ class ActorCritic(nn.Module):
         dist = self.head.distribution(self.policy_params(features, obs))
         return dist, self.value_head(features).squeeze(-1)
 
-    def act(self, obs: Obs, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def act(
+        self, obs: Obs, deterministic: bool = False, memory: Sequences | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample ``a ~ π_θ(·|s)`` (or take its mode) and return ``(a, log π_θ(a|s), V_φ(s))``."""
-        params = self.actor_params(obs)
+        params = self.actor_params(obs, memory)
         dist = self.head.distribution(params)
         action = self.head.mode(params) if deterministic else dist.sample()
-        return action, dist.log_prob(action), self.value(obs)
+        return action, dist.log_prob(action), self.value(obs, memory)
+
+    def step(
+        self, obs: Obs, memory: Sequences, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One step of a recurrent policy on ``[B]`` envs (the rollout's, an evaluation's): the action
+        from ``noise`` (None: the mode) and the state after the step, the critic's core advanced too."""
+        features, state = self._trunk(False, obs, memory)
+        params = self.policy_params(features, obs)
+        action = self.head.mode(params) if noise is None else self.head.sample(params, noise)
+        if self.critic_core is not self.actor_core:
+            state = torch.cat([state, self._trunk(True, obs, memory)[1]], dim=-1)
+        return action, state
 
     def sample(self, obs: Obs, noise: torch.Tensor) -> torch.Tensor:
         """Rollout hot path: an action from pre-drawn ``noise``, running the actor only."""
@@ -336,8 +426,8 @@ class ActorCritic(nn.Module):
         It can when nothing a subclass changes is in the way: ``preprocess``, ``actor_params`` and
         ``sample`` are this class's, the actor body is ``Linear`` layers and this network's activation
         (which has a numpy form), and the head is a plain Categorical or Gaussian. Anything else
-        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head, a ``Dict``'s encoder, an action mask)
-        runs through torch instead of sampling another policy.
+        (a ``LayerNorm``, a MultiDiscrete or MultiBinary head, a ``Dict``'s encoder, an action mask,
+        a recurrent core) runs through torch instead of sampling another policy.
         """
         own = all(getattr(type(self), name) is getattr(ActorCritic, name) for name in MIRRORED_METHODS)
         activation = ACTIVATIONS.get(self.activation)
@@ -345,6 +435,7 @@ class ActorCritic(nn.Module):
         flat = type(self.actor_encoder) is FlattenEncoder
         if not (
             self.action_mask_key is None
+            and self.actor_core is None
             and own
             and flat
             and body
@@ -362,12 +453,13 @@ class ActorCritic(nn.Module):
         )
 
     def evaluate_actions(
-        self, obs: Obs, actions: torch.Tensor
+        self, obs: Obs, actions: torch.Tensor, memory: Sequences | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(log π_θ(a|s), H[π_θ(·|s)], V_φ(s))`` for a batch, without distribution objects."""
+        """``(log π_θ(a|s), H[π_θ(·|s)], V_φ(s))`` for a batch (rows, or ``memory``'s sequences),
+        without distribution objects."""
         if self.shared:
-            features = self.actor_features(obs)
+            features = self.actor_features(obs, memory)
             log_prob, entropy = self.head.log_prob_entropy(self.policy_params(features, obs), actions)
             return log_prob, entropy, self.value_head(features).squeeze(-1)
-        log_prob, entropy = self.head.log_prob_entropy(self.actor_params(obs), actions)
-        return log_prob, entropy, self.value(obs)
+        log_prob, entropy = self.head.log_prob_entropy(self.actor_params(obs, memory), actions)
+        return log_prob, entropy, self.value(obs, memory)

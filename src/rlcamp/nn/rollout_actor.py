@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from rlcamp.nn.recurrent import Sequences
 from rlcamp.tree import tree_map
 
 if TYPE_CHECKING:
@@ -89,3 +90,22 @@ def rollout_actor(policy: ActorCritic) -> Callable[[np.ndarray, np.ndarray], tup
         return tree_map(_numpy, obs), _numpy(action)
 
     return torch_actor
+
+
+def recurrent_actor(
+    policy: ActorCritic,
+) -> Callable[[Any, np.ndarray, torch.Tensor, np.ndarray], tuple[Any, np.ndarray, torch.Tensor]]:
+    """A recurrent policy's rollout step, in torch on its own device (no numpy mirror):
+    ``(raw_obs, noise, state, starts) -> (network inputs, actions, state after the step)``, the state
+    a ``[N, S]`` tensor that stays on the device and is reset where ``starts`` (``[N]``) is 1."""
+    device = next(policy.parameters()).device
+
+    def step(
+        raw_obs: Any, noise: np.ndarray, state: torch.Tensor, starts: np.ndarray
+    ) -> tuple[Any, np.ndarray, torch.Tensor]:
+        obs = policy.preprocess(tree_map(lambda leaf: torch.from_numpy(leaf).to(device), raw_obs))
+        memory = Sequences.one_step(state, torch.from_numpy(starts).to(device))
+        action, state = policy.step(obs, memory, torch.from_numpy(noise).to(device))
+        return tree_map(_numpy, obs), _numpy(action), state
+
+    return step

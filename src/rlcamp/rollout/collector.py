@@ -15,8 +15,8 @@ from rlcamp.envs.factory import final_observations
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import NonFiniteEnvError
 from rlcamp.nn.actor_critic import ActorCritic
-from rlcamp.nn.rollout_actor import rollout_actor
-from rlcamp.rollout.buffer import Rollout
+from rlcamp.nn.rollout_actor import recurrent_actor, rollout_actor
+from rlcamp.rollout.buffer import Rollout, RolloutMemory
 from rlcamp.tree import tree_concat, tree_leaves, tree_map, tree_rows, tree_set
 
 log = logging.getLogger(__name__)
@@ -71,6 +71,11 @@ class RolloutCollector:
     ``ActorCritic.sample`` in numpy); values and log-probs of the whole rollout are computed
     afterwards in one batched pass by the algorithm. A ``Dict`` observation is a dict of arrays
     throughout, each key in the dtype ``obs_dtype`` gives it (the keys it holds are the ones kept).
+
+    A recurrent policy (``ActorCritic.recurrent``) steps in torch (``recurrent_actor``); its state is
+    carried from rollout to rollout with the episode starts that reset it, and recorded per step
+    (``RolloutMemory``). A new collector (a new run, a resume) starts from the zero state, as its
+    envs start from ``reset``.
     """
 
     def __init__(
@@ -99,6 +104,8 @@ class RolloutCollector:
         raw_obs, _ = env.reset(seed=seed)
         self._raw_obs = self._check_reset(self._as_raw(raw_obs))
         self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
+        self._state: torch.Tensor | None = None  # a recurrent policy's, [N, S], after the last step
+        self._starts = np.ones(env.num_envs, dtype=np.float32)  # 1 where the next step starts an episode
 
     def _as_raw(self, obs: Any) -> Any:
         """A copy of the env's observations in ``obs_dtype`` (the env reuses its buffer), keys selected."""
@@ -176,6 +183,9 @@ class RolloutCollector:
         """
         T, N, device = self.n_steps, self.env.num_envs, self.device
         act = rollout_actor(policy)
+        memory = self._memory_buffers(policy) if policy.recurrent else None
+        recurrent_step = recurrent_actor(policy) if memory is not None else None
+        final_states: list[torch.Tensor] = []
         noise = policy.noise((T, N)).numpy()
         obs_buf = tree_map(
             lambda shape, dtype: np.empty((T, N, *shape), dtype), policy.input_shape, policy.input_dtype
@@ -192,7 +202,13 @@ class RolloutCollector:
         final_index: list[tuple[int, int]] = []
         resets_before = self.nan_resets
         for t in range(T):
-            net_obs, actions[t] = act(self._raw_obs, noise[t])
+            if recurrent_step is None:
+                net_obs, actions[t] = act(self._raw_obs, noise[t])
+            else:
+                memory.states[t], memory.starts[t] = self._state, torch.from_numpy(self._starts)
+                net_obs, actions[t], self._state = recurrent_step(
+                    self._raw_obs, noise[t], self._state, self._starts
+                )
             tree_set(obs_buf, t, net_obs)
             if raw_buf is not None:
                 tree_set(raw_buf, t, policy.statistics_inputs(self._raw_obs))
@@ -206,6 +222,7 @@ class RolloutCollector:
             done = terminated | truncated
             rewards[t] = reward
             dones[t] = done
+            self._starts = done.astype(np.float32)
             if returns is not None:
                 self._discounted_return = self._discounted_return * self.reward_scaler.gamma + reward
                 returns[t] = self._discounted_return
@@ -218,6 +235,10 @@ class RolloutCollector:
                 if finite.any():
                     final_obs.append(tree_rows(final, finite))
                     final_index.extend((t, int(i)) for i in envs[finite])
+                    if memory is not None:
+                        final_states.append(
+                            self._state[torch.from_numpy(envs[finite]).to(self._state.device)]
+                        )
             if "_episode" in info:
                 finished = info["_episode"]
                 self.stats.add(info["episode"]["r"][finished], info["episode"]["l"][finished])
@@ -246,6 +267,12 @@ class RolloutCollector:
             rewards_t = self.reward_scaler(rewards_t, to_device(returns))
         if raw_buf is not None:
             policy.update_obs_statistics(to_device(raw_buf))
+        if memory is not None:
+            memory.next_state = self._state.to(device)
+            memory.next_starts = torch.from_numpy(self._starts).to(device)
+            states = torch.cat(final_states) if final_states else memory.next_state[:0]
+            memory.final_states = states.to(device)
+            memory.states, memory.starts = memory.states.to(device), memory.starts.to(device)
         return Rollout(
             obs=to_device(obs_buf),
             actions=to_device(actions),
@@ -254,7 +281,19 @@ class RolloutCollector:
             next_obs=next_obs,
             final_obs=final,
             final_index=torch.tensor(final_index, dtype=torch.long, device=device).reshape(-1, 2),
+            memory=memory,
         )
+
+    def _memory_buffers(self, policy: ActorCritic) -> RolloutMemory:
+        """Empty per-step state buffers on the policy's device (the state starts at zero in a new
+        collector); the rollout's end fills in the rest."""
+        T, N = self.n_steps, self.env.num_envs
+        policy_device = next(policy.parameters()).device
+        if self._state is None:
+            self._state = policy.initial_state(N, policy_device)
+        states = torch.empty((T, N, policy.state_size), device=policy_device)
+        starts = torch.empty((T, N))
+        return RolloutMemory(states, starts, self._state, torch.empty(0), states[0, :0])
 
     def close(self) -> None:
         self.env.close()

@@ -14,6 +14,7 @@ import torch
 
 from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.nn.recurrent import Sequences
 from rlcamp.tree import tree_map
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,8 @@ def evaluate_policy(
     ``video_dir``, the first ``video_episodes`` episodes are written as mp4.
     An env without a time limit of its own is truncated at ``max_episode_steps``, so an episode
     that never terminates still ends; ``should_stop`` (asked every step, e.g. "a pre-emption
-    signal arrived") ends the evaluation early.
+    signal arrived") ends the evaluation early. A recurrent policy carries its state from step to
+    step and starts each episode from the zero state.
     """
     if n_episodes < 1:
         raise ValueError(f"n_episodes={n_episodes}: evaluate at least 1 episode")
@@ -86,6 +88,7 @@ def evaluate_policy(
     def one_row(dtype: np.dtype, obs: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(obs, dtype=dtype), device=device)[None]
 
+    no_reset = torch.zeros(1, device=device)  # a recurrent state starts at zero with each episode
     was_training = policy.training
     policy.eval()
     returns: list[float] = []
@@ -94,13 +97,19 @@ def evaluate_policy(
     try:
         for episode in range(n_episodes):
             obs, _ = env.reset(seed=seed + episode)
+            state = policy.initial_state(1, device)  # None: feed-forward
             total, length, done = 0.0, 0, False
             while not done:
                 if should_stop is not None and should_stop():
                     stopped = True
                     break
                 net_obs = policy.preprocess(tree_map(one_row, policy.input_dtype, obs))
-                action = policy.act(net_obs, deterministic=deterministic)[0][0].cpu().numpy()
+                if state is None:
+                    action = policy.act(net_obs, deterministic=deterministic)[0]
+                else:
+                    noise = None if deterministic else policy.noise((1,), device)
+                    action, state = policy.step(net_obs, Sequences.one_step(state, no_reset), noise)
+                action = action[0].cpu().numpy()
                 action = action.astype(policy.action_dtype)  # as the rollout stores it (int8 MultiBinary)
                 if policy.is_discrete:
                     action = int(action)

@@ -293,6 +293,9 @@ def flat_config(config: Any, prefix: str = "") -> dict[str, Any]:
 ADDED_KEYS: dict[str, Any] = {
     "network.encoder._target_": "rlcamp.nn.encoders.FlattenEncoder",
     "network.encoder._partial_": True,
+    "network.memory": "none",
+    "network.memory_size": 128,
+    "network.memory_shared": False,
 }
 
 
