@@ -235,11 +235,11 @@ def test_a_recurrent_network_is_taken_or_refused_alike_before_and_after_torch(al
             "algo.seq_len=5 must divide algo.n_steps=32; pick a divisor",
         ),
         (
-            ["network.memory=gru", "algo.n_minibatches=3"],
-            "8 envs x 1 sequences of 32 steps = 8 sequences do not split into algo.n_minibatches=3",
+            ["network.memory=gru", "algo.n_minibatches=16"],
+            "8 envs x 1 sequences of 32 steps = 8 sequences do not split into algo.n_minibatches=16",
         ),
         (
-            ["network.memory=lstm", "algo.grad_diagnostics=true"],
+            ["network.memory=lstm", "+algo.grad_diagnostics=true"],
             "algo.grad_diagnostics=true takes per-sample",
         ),
         (["network.memory=lstmm"], "network.memory='lstmm': choose one of none, lstm, gru"),

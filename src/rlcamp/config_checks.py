@@ -349,7 +349,7 @@ def check_memory(algo: AlgoSettings, name: str, takes_memory: bool) -> None:
         "or a2c, or network.memory=none",
     )
     require(
-        not algo.value("grad_diagnostics"),
+        algo.value("grad_diagnostics") is not True,
         "algo.grad_diagnostics=true takes per-sample gradients of feed-forward rows; set "
         "algo.grad_diagnostics=false with network.memory",
     )

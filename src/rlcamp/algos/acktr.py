@@ -38,6 +38,8 @@ class ACKTR(A2C):
         inverse_every: rollouts between eigendecompositions of the factors.
     """
 
+    takes_memory = False  # K-FAC has no recurrent block (nn.LSTM bypasses its nn.Linear recorder)
+
     def __init__(
         self,
         *,
