@@ -9,6 +9,7 @@ import torch
 from rlcamp.errors import ConfigError
 from rlcamp.nn import ActorCritic
 from rlcamp.nn.recurrent import RecurrentCore, Sequences
+from tests.helpers.learning import LearningClaim
 
 OBS = gym.spaces.Box(-1.0, 1.0, (3,))
 
@@ -130,3 +131,8 @@ def test_a_feed_forward_policy_has_no_state():
 def test_an_unknown_memory_is_refused_in_one_line():
     with pytest.raises(ConfigError, match="network.memory='lstmm': choose one of none, lstm, gru"):
         ActorCritic(OBS, gym.spaces.Discrete(2), memory="lstmm")
+
+
+NOVEL = ("env=cartpole_novel", "total_env_steps=50000")
+PPO_LSTM_NOVEL = LearningClaim(overrides=(*NOVEL, "network.memory=lstm"), threshold=400.0, seeds=(201, 202, 203, 204), min_passing=2)
+PPO_MLP_NOVEL = LearningClaim(overrides=NOVEL, threshold=400.0, seeds=(201, 202, 203, 204), min_passing=2)
