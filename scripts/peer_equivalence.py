@@ -1,13 +1,17 @@
-"""Equivalence of rlcamp's A2C and PPO with Stable-Baselines3's at identical settings on CartPole-v1.
+"""Equivalence of rlcamp's A2C and PPO with Stable-Baselines3's at identical settings on CartPole-v1,
+and of its LSTM PPO with sb3-contrib's ``RecurrentPPO`` on CartPole without velocities.
 
     python scripts/peer_equivalence.py                           # A2C and PPO, seeds 1-10, one process
+    python scripts/peer_equivalence.py --algos ppo_lstm --budget 50000 --jobs 2   # RecurrentPPO
     python scripts/peer_equivalence.py --algos ppo --seeds 1-20 --jobs 2 --json docs/figures/x.json
     python scripts/peer_equivalence.py --from-json docs/figures/peer_equivalence.json   # stats only
 
-Each rlcamp run is ``rlcamp-train algo=<algo> seed=<s>`` (its CartPole settings,
-``conf/algo_env/<algo>_cartpole.yaml``); each SB3 run gets keyword arguments translated from that
-same composed config by :func:`sb3_kwargs`, so the two share every hyperparameter by construction.
-The differences that cannot be removed are listed in :func:`sb3_kwargs`.
+Each rlcamp run is ``rlcamp-train`` with ``OVERRIDES[algo]`` and ``seed=<s>`` (its CartPole settings,
+``conf/algo_env/<algo>_cartpole.yaml``; ``ppo_lstm``: ``env=cartpole_novel network.memory=lstm``
+without observation normalization); each SB3 run gets keyword arguments translated from that same
+composed config by :func:`sb3_kwargs`, and its envs from the config's own env recipe, so the two
+share every hyperparameter and wrapper by construction. The differences that cannot be removed are
+listed in :func:`sb3_kwargs`.
 
 Statistics per (algo, statistic), rlcamp as X and SB3 as Y:
 - the two-sided Mann-Whitney U test p-value (``scipy.stats.mannwhitneyu``): H0 "X and Y have the
@@ -47,7 +51,14 @@ from omegaconf import DictConfig, open_dict
 ENV_ID = "CartPole-v1"
 SOLVED = 475.0
 WINDOW = 20  # episodes in the final-return mean, rlcamp's ``stats_window``
-ALGOS = ("a2c", "ppo")
+ALGOS = ("a2c", "ppo", "ppo_lstm")
+OVERRIDES = {
+    "a2c": ["algo=a2c", "env=cartpole"],
+    "ppo": ["algo=ppo", "env=cartpole"],
+    # sb3-contrib would need VecNormalize for observation normalization: compared without it
+    "ppo_lstm": ["algo=ppo", "env=cartpole_novel", "network.memory=lstm", "env.normalize_obs=false"],
+}
+SOLVE_STATISTICS = ("ppo", "ppo_lstm")  # the algorithms whose steps to 475 are compared too
 LIBS = ("rlcamp", "sb3")
 LOWER_IS_BETTER = {"steps_to_475": -1.0}  # statistics where fewer is better, by the sign that orders them
 
@@ -68,7 +79,7 @@ def compose_cfg(algo: str, seed: int, budget: int, output_dir: str) -> DictConfi
     """rlcamp's config for ``algo`` on CartPole (its ``algo_env`` file included), as bench.py composes it."""
     from rlcamp.utils.build import compose_config
 
-    overrides = [f"algo={algo}", "env=cartpole", "logger=csv", "callbacks=none"]
+    overrides = [*OVERRIDES[algo], "logger=csv", "callbacks=none"]
     return compose_config([*overrides, f"seed={seed}", f"total_env_steps={budget}"], output_dir)
 
 
@@ -117,6 +128,12 @@ def sb3_kwargs(cfg: DictConfig) -> dict[str, Any]:
     time-limit truncation (never on termination), with the rollout's policy; SB3's DummyVecEnv and
     rlcamp's SAME_STEP autoreset both return the next episode's first observation on the step that
     ends one; env ``i`` is seeded ``seed + i``.
+
+    A recurrent network (``network.memory=lstm``) maps to ``RecurrentPPO``'s ``MlpLstmPolicy`` with
+    the same LSTM size and a critic LSTM of its own. Not removable there: sb3-contrib pads each
+    minibatch's sequences at episode starts and masks the padding, rlcamp replays whole env columns
+    and resets the state inside them (the same gradients up to the mean's weighting), and sb3-contrib
+    keeps PyTorch's default LSTM initialization where rlcamp's is orthogonal.
     """
     from torch import nn
 
@@ -126,6 +143,8 @@ def sb3_kwargs(cfg: DictConfig) -> dict[str, Any]:
         (env.normalize_obs or env.normalize_reward, "env normalization (would need SB3's VecNormalize)"),
         (algo._target_.endswith("PPOKL"), "algo=ppo_kl (SB3 has only the clipped objective)"),
         (algo.get("clip_range_vf") is not None, "clip_range_vf (this script assumes no value clipping)"),
+        (network.memory not in ("none", "lstm"), "network.memory=gru (sb3-contrib has LSTM policies only)"),
+        (algo.get("seq_len") is not None, "algo.seq_len (sb3-contrib cuts sequences at episode starts)"),
     ]
     for flag, what in unsupported:
         if flag:
@@ -150,6 +169,13 @@ def sb3_kwargs(cfg: DictConfig) -> dict[str, Any]:
             optimizer_kwargs=opt,
         ),
     )
+    if network.memory == "lstm":
+        kwargs["policy_kwargs"].update(
+            lstm_hidden_size=int(network.memory_size),
+            n_lstm_layers=1,
+            shared_lstm=bool(network.memory_shared),
+            enable_critic_lstm=not network.memory_shared,
+        )
     if cfg.algo._target_.endswith("PPO"):
         clip = float(algo.clip_range)
         kwargs.update(
@@ -189,9 +215,10 @@ def settings_rows(cfg: DictConfig) -> list[tuple[str, str, str]]:
         ("learning rate", sched(algo.anneal_lr, algo.optimizer.lr), schedule_text(kw["learning_rate"])),
         (
             "network",
-            f"{list(cfg.network.hidden_sizes)} {cfg.network.activation}, separate actor/critic, ortho init",
+            f"{list(cfg.network.hidden_sizes)} {cfg.network.activation}, separate actor/critic, ortho init"
+            f", memory={cfg.network.memory}",
             f"pi={pk['net_arch']['pi']}, vf={pk['net_arch']['vf']}, {pk['activation_fn'].__name__}, "
-            f"ortho_init={pk['ortho_init']}",
+            f"ortho_init={pk['ortho_init']}, lstm_hidden_size={pk.get('lstm_hidden_size')}",
         ),
     ]
     if "n_epochs" in kw:
@@ -245,6 +272,7 @@ def run_rlcamp(algo: str, seed: int, budget: int) -> RunResult:
 
 
 def run_sb3(algo: str, seed: int, budget: int) -> RunResult:
+    from hydra.utils import instantiate
     from stable_baselines3 import A2C, PPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.env_util import make_vec_env
@@ -270,9 +298,14 @@ def run_sb3(algo: str, seed: int, budget: int) -> RunResult:
 
     with tempfile.TemporaryDirectory(prefix="rlcamp-peer-") as out:
         cfg = compose_cfg(algo, seed, budget, out)
-    env = make_vec_env(ENV_ID, n_envs=int(cfg.env.n_envs), seed=seed)
-    cls = {"a2c": A2C, "ppo": PPO}[algo]
-    model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **sb3_kwargs(cfg))
+    env = make_vec_env(instantiate(cfg.env).env_fn(), n_envs=int(cfg.env.n_envs), seed=seed)
+    if algo == "ppo_lstm":
+        from sb3_contrib import RecurrentPPO
+
+        model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", verbose=0, **sb3_kwargs(cfg))
+    else:
+        cls = {"a2c": A2C, "ppo": PPO}[algo]
+        model = cls("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **sb3_kwargs(cfg))
     callback = Solved()
     model.learn(
         total_timesteps=num_rollouts(cfg) * int(cfg.env.n_envs) * int(cfg.algo.n_steps), callback=callback
@@ -387,7 +420,7 @@ def statistics_table(results: Sequence[RunResult], budget: int) -> tuple[list[di
     """Per (algo, statistic): both libraries' sorted scores, median/IQR and :func:`compare`; markdown."""
     rows: list[dict[str, Any]] = []
     for algo in ALGOS:
-        stats = ["final", "steps_to_475"] if algo == "ppo" else ["final"]
+        stats = ["final", "steps_to_475"] if algo in SOLVE_STATISTICS else ["final"]
         for stat in stats:
             by_lib = {
                 lib: sorted(getattr(r, stat) for r in results if r.lib == lib and r.algo == algo)
@@ -484,7 +517,10 @@ def main() -> None:
         print(f"\n{algo.upper()} settings\n\n| setting | rlcamp | SB3 |\n|---|---|---|")
         for row in algo_rows:
             print("| " + " | ".join(row) + " |")
-    print(f"\n{ENV_ID}, {args.budget:,} env steps; never reaching {SOLVED:.0f} counts as the budget\n")
+    print(
+        f"\n{ENV_ID} (ppo_lstm: velocities hidden), {args.budget:,} env steps; never reaching {SOLVED:.0f} "
+        "counts as the budget\n"
+    )
     print(table)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -501,12 +537,15 @@ def main() -> None:
 
 def versions() -> dict[str, str]:
     """Versions of the libraries whose numbers these are."""
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-    return {
-        name: version(name)
-        for name in ("rlcamp", "stable-baselines3", "torch", "gymnasium", "rliable", "scipy")
-    }
+    found = {}
+    for name in ("rlcamp", "stable-baselines3", "sb3-contrib", "torch", "gymnasium", "rliable", "scipy"):
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:  # sb3-contrib: only the recurrent comparison needs it
+            continue
+    return found
 
 
 if __name__ == "__main__":
