@@ -24,3 +24,10 @@ def make_cfg(tmp_path):
         return compose_train(list(overrides), output_dir or tmp_path)
 
     return _make
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the tests marked slow (learning claims, end-to-end runs: up to minutes each) first, the
+    rest after them in their order: under ``pytest -n auto`` the workers then share out the short
+    tests at the end instead of one worker finishing a long one while the others wait."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

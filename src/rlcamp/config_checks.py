@@ -345,8 +345,8 @@ def check_memory(algo: AlgoSettings, name: str, takes_memory: bool) -> None:
         return
     require(
         takes_memory,
-        f"network.memory={algo.memory}: {name} cannot train a recurrent policy; use algo=ppo, ppo_kl "
-        "or a2c, or network.memory=none",
+        f"network.memory={algo.memory}: {name} cannot train a recurrent policy; use algo=ppo, ppo_kl, "
+        "a2c or reinforce, or network.memory=none",
     )
     require(
         algo.value("grad_diagnostics") is not True,
@@ -459,7 +459,7 @@ ALGO_CHECKS: dict[str, tuple[AlgoCheck, ...]] = {
 
 
 # the algorithms that train a recurrent policy (their class's ``takes_memory``), and the cores
-RECURRENT_ALGOS = ("A2C", "PPO", "PPOKL")
+RECURRENT_ALGOS = ("A2C", "PPO", "PPOKL", "REINFORCE")
 MEMORIES = ("none", "lstm", "gru")
 
 

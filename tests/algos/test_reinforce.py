@@ -12,7 +12,7 @@ import torch
 from rlcamp.algos import ConfigError
 from rlcamp.algos.policy_gradient import policy_gradient_loss
 from rlcamp.algos.reinforce import complete_episode_mask, reward_to_go
-from rlcamp.rollout.buffer import Rollout
+from rlcamp.rollout.buffer import Rollout, RolloutMemory
 from rlcamp.train import build, train
 from tests.helpers.learning import LearningClaim
 
@@ -101,6 +101,47 @@ def test_process_rollout_keeps_complete_episodes_and_subtracts_the_baseline(make
         baseline
     ]
     torch.testing.assert_close(batch.advantages, batch.returns - b)
+
+
+def test_a_recurrent_reinforce_reads_whole_sequences_and_keeps_the_same_steps(make_cfg):
+    """With an LSTM the whole rollout runs as its 2 sequences (the kept steps' values are those of
+    the sequences, not of the kept rows alone) and the loss reads the steps of complete episodes:
+    the same steps, returns and baseline as the feed-forward filter; one update runs on them."""
+    module = build(
+        make_cfg(
+            "algo=reinforce",
+            "env.id=tests.helpers.envs:CountingEnv",
+            "env.n_envs=2",
+            "algo.n_steps=4",
+            "algo.gamma=0.25",
+            "network.memory=lstm",
+            "network.memory_size=4",
+            "total_env_steps=8",
+        )
+    )
+    obs = torch.arange(8, dtype=torch.float32).reshape(4, 2, 1)
+    dones = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    states = torch.randn(4, 2, module.policy.state_size)
+    starts = torch.cat([torch.ones(1, 2), dones[:-1]])
+    rollout = Rollout(
+        obs=obs,
+        actions=torch.zeros(4, 2, dtype=torch.long),
+        rewards=torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]]),
+        dones=dones,
+        next_obs=torch.zeros(2, 1),
+        final_obs=torch.zeros(0, 1),
+        final_index=torch.zeros(0, 2, dtype=torch.long),
+        memory=RolloutMemory(states, starts, states[0], torch.zeros(2), torch.zeros(0, states.shape[-1])),
+    )
+    with torch.no_grad():
+        batch = module.process_rollout(rollout)
+        values = module.policy.value(rollout.flat_obs, rollout.sequences)
+    assert torch.equal(batch.loss_rows, torch.tensor([0, 2]))  # env 0's steps t = 0, 1
+    torch.testing.assert_close(batch.returns, torch.tensor([1.0 + 0.25 * 2.0, 2.0]))
+    torch.testing.assert_close(batch.values, values[[0, 2]])
+    torch.testing.assert_close(batch.advantages, batch.returns - batch.values)
+    loss, metrics = module.compute_loss(batch)
+    assert loss.isfinite() and "train/value_loss" in metrics
 
 
 def test_unknown_baseline_is_rejected(make_cfg):

@@ -46,6 +46,9 @@ class PolicyGradient(OnPolicyAlgorithm):
 
     def compute_loss(self, batch: Batch) -> tuple[torch.Tensor, Metrics]:
         log_prob, entropy, values = self.policy.evaluate_actions(batch.obs, batch.actions, batch.sequences)
+        if batch.loss_rows is not None:  # the sequences ran whole; the loss reads these rows
+            rows = batch.loss_rows
+            log_prob, entropy, values = log_prob[rows], entropy[rows], values[rows]
         policy_loss = policy_gradient_loss(log_prob, batch.advantages)
         entropy_mean = entropy.mean()
         loss = policy_loss - self.hparams.ent_coef * entropy_mean

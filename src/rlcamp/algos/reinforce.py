@@ -60,12 +60,23 @@ class REINFORCE(PolicyGradient):
         super().validate_hparams()
         check_reinforce(self.algo_settings)
 
+    takes_memory = True
+
     def process_rollout(self, rollout: Rollout) -> Batch:
+        """``Ψ_t = G_t − b`` on the steps of complete episodes. A recurrent policy reads the whole
+        rollout as its sequences, and the loss only the rows kept (``Batch.loss_rows``)."""
         returns = reward_to_go(rollout.rewards, rollout.dones, self.hparams.gamma)
         keep = complete_episode_mask(rollout.dones).reshape(-1)
-        obs, actions = tree_rows(rollout.flat_obs, keep), rollout.flat_actions[keep]
+        memory = rows = None
+        if rollout.memory is None:
+            obs, actions = tree_rows(rollout.flat_obs, keep), rollout.flat_actions[keep]
+            log_probs, _, values = self.policy.evaluate_actions(obs, actions)
+        else:
+            obs, actions, memory = rollout.flat_obs, rollout.flat_actions, rollout.batch_memory()
+            log_probs, _, values = self.policy.evaluate_actions(obs, actions, rollout.sequences)
+            rows = keep.nonzero().squeeze(1)
+            log_probs, values = log_probs[rows], values[rows]
         returns = returns.reshape(-1)[keep]
-        log_probs, _, values = self.policy.evaluate_actions(obs, actions)
         baseline = {
             "none": torch.zeros_like(returns),
             "mean": returns.mean().expand_as(returns),
@@ -78,6 +89,8 @@ class REINFORCE(PolicyGradient):
             values=values,
             advantages=returns - baseline[self.hparams.baseline],
             returns=returns,
+            memory=memory,
+            loss_rows=rows,
         )
 
     def leaves_parameters_out(self) -> bool:

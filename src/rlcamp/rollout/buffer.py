@@ -125,7 +125,9 @@ class BatchMemory:
 class Batch:
     """Flat ``[B, ...]`` training data; the update's minibatches are row subsets of it (of each
     key of a dict ``obs``). A recurrent policy's batch also holds its ``memory`` (``BatchMemory``),
-    and its minibatches are whole sequences."""
+    and its minibatches are whole sequences. ``loss_rows``: where only some rows of whole sequences
+    enter the loss (a recurrent REINFORCE's complete episodes), their indices into ``obs`` and
+    ``actions``, in the order of ``log_probs``, ``values``, ``advantages`` and ``returns``."""
 
     obs: Obs
     actions: torch.Tensor
@@ -134,6 +136,7 @@ class Batch:
     advantages: torch.Tensor
     returns: torch.Tensor
     memory: BatchMemory | None = None
+    loss_rows: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.advantages.shape[0]
