@@ -216,8 +216,8 @@ def test_the_torch_build_read_from_its_source_is_torchs():
 
 @pytest.mark.parametrize("algo", config_options("algo"))
 def test_a_recurrent_network_is_taken_or_refused_alike_before_and_after_torch(algo, tmp_path):
-    """``network.memory=lstm``: A2C, PPO, PPO-KL and REINFORCE take it, every other algorithm refuses it in one
-    line, the same before torch and when the module is built (before its env)."""
+    """``network.memory=lstm``: A2C, PPO, PPO-KL and REINFORCE take it, every other algorithm
+    refuses it in one line, the same before torch and when the module is built (before its env)."""
     cfg = compose_train([f"algo={algo}", "network.memory=lstm"], tmp_path)
     light = verdict(check_config, cfg)
     assert light == verdict(build, cfg)
