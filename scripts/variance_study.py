@@ -270,7 +270,9 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         cfg = compose_study(args.overrides, args.out)
         env = hydra.utils.instantiate(cfg.env)
-        check_study_spaces(*env.spaces(), env.action_mask)  # before the snapshot run trains
+        check_study_spaces(
+            *env.spaces(), env.action_mask, cfg.network.memory
+        )  # before the snapshot run trains
         frame = study_rows(cfg, train_snapshots(cfg))
         csv.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(csv, index=False)

@@ -15,6 +15,7 @@ from rlcamp.algos.bias_variance import (
     bandit_exact_gradient,
     bandit_gradients,
     batch_gradients,
+    check_study_spaces,
     error_statistics,
     estimator_names,
     estimator_weights,
@@ -242,3 +243,8 @@ def test_a_tiny_study_runs_end_to_end():
     for row in rows:
         assert row["mse"] == pytest.approx(row["bias2"] + row["variance"])
         assert row["variance_lo"] <= row["variance"] <= row["variance_hi"]
+
+
+def test_the_study_refuses_a_recurrent_policy_in_one_line():
+    with pytest.raises(ValueError, match="takes feed-forward policies .* set network.memory=none"):
+        check_study_spaces(gym.spaces.Box(-1, 1, (2,)), gym.spaces.Discrete(2), None, "lstm")

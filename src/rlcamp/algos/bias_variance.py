@@ -76,10 +76,19 @@ class Episodes:
 
 
 def check_study_spaces(
-    observation_space: gym.Space, action_space: gym.Space, action_mask: str | None = None
+    observation_space: gym.Space,
+    action_space: gym.Space,
+    action_mask: str | None = None,
+    memory: str = "none",
 ) -> None:
-    """Raise a one-line error unless the actions are Discrete, unmasked, and the observations a flat
-    vector: the Q critic's expected-SARSA target sums over all actions, and its MLP reads vectors."""
+    """Raise a one-line error unless the actions are Discrete, unmasked, the observations a flat
+    vector and the policy feed-forward: the Q critic's expected-SARSA target sums over all actions,
+    its MLP reads vectors, and every estimator reads steps one by one."""
+    if memory != "none":
+        raise ValueError(
+            f"the variance study takes feed-forward policies (its estimators read steps one by one), not "
+            f"network.memory={memory}; set network.memory=none"
+        )
     if action_mask is not None:
         raise ValueError(
             "the variance study takes no action mask (its expected-SARSA target sums over every action); "
