@@ -29,12 +29,13 @@ install: $(STAMP) ## create .venv and install rlcamp (skipped when pyproject.tom
 train: install ## train PPO on CartPole-v1 to 500 (tuned; 475 reached at ~40-60k env steps); extra overrides: make train ARGS="seed=2"
 	$(BIN)/rlcamp-train $(ARGS)
 
-# the suite runs on every core (pytest-xdist, one torch thread per worker); ARGS="-n 0" runs it in one process
+# the suite runs on every core (pytest-xdist, one torch thread per worker; an idle worker takes queued
+# tests from a busy one, --dist worksteal); ARGS="-n 0" runs it in one process
 test: install ## run the whole test suite (learning tests included)
-	MUJOCO_GL=egl SDL_VIDEODRIVER=dummy WANDB_MODE=offline $(BIN)/python -m pytest -n auto $(ARGS)
+	MUJOCO_GL=egl SDL_VIDEODRIVER=dummy WANDB_MODE=offline $(BIN)/python -m pytest -n auto --dist worksteal $(ARGS)
 
 test-fast: install ## the tests not marked slow
-	$(BIN)/python -m pytest -n auto -m "not slow" $(ARGS)
+	$(BIN)/python -m pytest -n auto --dist worksteal -m "not slow" $(ARGS)
 
 # SB3 comparisons (ARGS=--sb3, scripts/peer_equivalence.py) need the bench extra:
 #   make install EXTRAS=dev,mujoco,bench
