@@ -43,8 +43,8 @@ class RecurrentCore(nn.Module):
     sequence is cut at its episode starts into segments, and all segments run in one fused call over
     a ``PackedSequence`` (the first from the sequence's state, the others from zero): a per-step loop
     with a masked state (CleanRL's ``ppo_atari_lstm.py``) computes the same with ``L`` kernel calls
-    forward and backward, 5× slower at 8 envs × 32 steps here. Weights are orthogonal and biases
-    zero (CleanRL).
+    forward and backward: 10k env steps of CartPole-NoVel PPO (8 envs × 32 steps) took 18.1 s with
+    it and 11.5 s packed, profiled. Weights are orthogonal and biases zero (CleanRL).
     """
 
     def __init__(self, kind: str, in_features: int, hidden_size: int) -> None:
