@@ -550,17 +550,21 @@ def test_a_cnn_run_resumes_bit_for_bit(make_cfg, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "network",
-    [[], ["network.memory=lstm", "network.memory_size=8", "algo.seq_len=4"]],
-    ids=["multidiscrete", "lstm"],
+    ("env", "network"),
+    [
+        ("MultiDiscreteTargetEnv", []),
+        ("MultiBinaryTargetEnv", []),
+        ("MultiDiscreteTargetEnv", ["network.memory=lstm", "network.memory_size=8", "algo.seq_len=4"]),
+    ],
+    ids=["multidiscrete", "multibinary", "lstm"],
 )
-def test_a_multidiscrete_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path, network):
-    """The MultiDiscrete head, feed-forward or with an LSTM: a run resumed from its mid-run
-    checkpoint ends with the uninterrupted run's weights and metrics (scripted targets, every
-    episode ends at the checkpoint, so a recurrent state that restarts at zero with the envs loses
-    nothing); ``rlcamp-eval`` on the checkpoint reports the in-process evaluation's returns."""
+def test_a_multi_action_run_resumes_bit_for_bit_and_rlcamp_eval_plays_it(make_cfg, tmp_path, env, network):
+    """The MultiDiscrete and MultiBinary heads, feed-forward or with an LSTM: a run resumed from its
+    mid-run checkpoint ends with the uninterrupted run's weights and metrics (scripted targets,
+    every episode ends at the checkpoint, so a recurrent state that restarts at zero with the envs
+    loses nothing); ``rlcamp-eval`` on the checkpoint reports the in-process evaluation's returns."""
     multi = [
-        "env.id=tests.helpers.envs:MultiDiscreteTargetEnv",
+        f"env.id=tests.helpers.envs:{env}",
         "+env.kwargs.scripted=true",
         "env.n_envs=2",
         "algo.n_steps=8",
