@@ -67,34 +67,36 @@ def test_reward_to_go_matches_brute_force_within_episodes():
             assert float(returns[t, n]) == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("baseline", ["none", "mean", "value"])
-def test_process_rollout_keeps_complete_episodes_and_subtracts_the_baseline(make_cfg, baseline):
-    module = build(
-        make_cfg(
-            "algo=reinforce",
-            "env.id=tests.helpers.envs:CountingEnv",
-            "env.n_envs=2",
-            "algo.n_steps=4",
-            "algo.gamma=0.25",
-            f"algo.baseline={baseline}",
-            "total_env_steps=8",
-        )
-    )
-    # env 0: an episode ends at t=1, then a cut-off tail; env 1: no episode end at all
-    obs = torch.arange(8, dtype=torch.float32).reshape(4, 2, 1)
-    rewards = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
-    dones = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
-    rollout = Rollout(
-        obs=obs,
+# one rollout of CountingEnv, 2 envs x 4 steps, gamma 0.25
+SHORT = (
+    "algo=reinforce",
+    "env.id=tests.helpers.envs:CountingEnv",
+    "env.n_envs=2",
+    "algo.n_steps=4",
+    "algo.gamma=0.25",
+    "total_env_steps=8",
+)
+
+
+def cut_rollout(memory: RolloutMemory | None = None) -> Rollout:
+    """Env 0: an episode ends at t=1, then a cut-off tail; env 1: no episode end at all."""
+    return Rollout(
+        obs=torch.arange(8, dtype=torch.float32).reshape(4, 2, 1),
         actions=torch.zeros(4, 2, dtype=torch.long),
-        rewards=rewards,
-        dones=dones,
+        rewards=torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]]),
+        dones=torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]),
         next_obs=torch.zeros(2, 1),
         final_obs=torch.zeros(0, 1),
         final_index=torch.zeros(0, 2, dtype=torch.long),
+        memory=memory,
     )
+
+
+@pytest.mark.parametrize("baseline", ["none", "mean", "value"])
+def test_process_rollout_keeps_complete_episodes_and_subtracts_the_baseline(make_cfg, baseline):
+    module = build(make_cfg(*SHORT, f"algo.baseline={baseline}"))
     with torch.no_grad():
-        batch = module.process_rollout(rollout)
+        batch = module.process_rollout(cut_rollout())
     torch.testing.assert_close(batch.obs, torch.tensor([[0.0], [2.0]]))
     torch.testing.assert_close(batch.returns, torch.tensor([1.0 + 0.25 * 2.0, 2.0]))
     b = {"none": torch.zeros(2), "mean": torch.full((2,), 1.75), "value": module.policy.value(batch.obs)}[
@@ -107,31 +109,12 @@ def test_a_recurrent_reinforce_reads_whole_sequences_and_keeps_the_same_steps(ma
     """With an LSTM the whole rollout runs as its 2 sequences (the kept steps' values are those of
     the sequences, not of the kept rows alone) and the loss reads the steps of complete episodes:
     the same steps, returns and baseline as the feed-forward filter; one update runs on them."""
-    module = build(
-        make_cfg(
-            "algo=reinforce",
-            "env.id=tests.helpers.envs:CountingEnv",
-            "env.n_envs=2",
-            "algo.n_steps=4",
-            "algo.gamma=0.25",
-            "network.memory=lstm",
-            "network.memory_size=4",
-            "total_env_steps=8",
-        )
-    )
-    obs = torch.arange(8, dtype=torch.float32).reshape(4, 2, 1)
-    dones = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    module = build(make_cfg(*SHORT, "network.memory=lstm", "network.memory_size=4"))
+    dones = cut_rollout().dones
     states = torch.randn(4, 2, module.policy.state_size)
     starts = torch.cat([torch.ones(1, 2), dones[:-1]])
-    rollout = Rollout(
-        obs=obs,
-        actions=torch.zeros(4, 2, dtype=torch.long),
-        rewards=torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]]),
-        dones=dones,
-        next_obs=torch.zeros(2, 1),
-        final_obs=torch.zeros(0, 1),
-        final_index=torch.zeros(0, 2, dtype=torch.long),
-        memory=RolloutMemory(states, starts, states[0], torch.zeros(2), torch.zeros(0, states.shape[-1])),
+    rollout = cut_rollout(
+        RolloutMemory(states, starts, states[0], torch.zeros(2), torch.zeros(0, states.shape[-1]))
     )
     with torch.no_grad():
         batch = module.process_rollout(rollout)

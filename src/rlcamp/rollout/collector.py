@@ -105,7 +105,9 @@ class RolloutCollector:
         self._raw_obs = self._check_reset(self._as_raw(raw_obs))
         self._discounted_return = np.zeros(env.num_envs, dtype=np.float32)
         self._state: torch.Tensor | None = None  # a recurrent policy's, [N, S], after the last step
-        self._starts = np.ones(env.num_envs, dtype=np.float32)  # 1 where the next step starts an episode
+        self._starts = np.ones(
+            env.num_envs, dtype=np.float32
+        )  # 1 where the next rollout's first step starts one
 
     def _as_raw(self, obs: Any) -> Any:
         """A copy of the env's observations in ``obs_dtype`` (the env reuses its buffer), keys selected."""
@@ -183,8 +185,8 @@ class RolloutCollector:
         """
         T, N, device = self.n_steps, self.env.num_envs, self.device
         act = rollout_actor(policy)
-        memory = self._memory_buffers(policy) if policy.recurrent else None
-        recurrent_step = recurrent_actor(policy) if memory is not None else None
+        recurrent_step = recurrent_actor(policy) if policy.recurrent else None
+        states = self._state_buffer(policy) if recurrent_step is not None else None
         final_states: list[torch.Tensor] = []
         noise = policy.noise((T, N)).numpy()
         obs_buf = tree_map(
@@ -204,10 +206,11 @@ class RolloutCollector:
         for t in range(T):
             if recurrent_step is None:
                 net_obs, actions[t] = act(self._raw_obs, noise[t])
-            else:
-                memory.states[t], memory.starts[t] = self._state, torch.from_numpy(self._starts)
+            else:  # an episode starts where the previous step ended one
+                states[t] = self._state
+                starts = self._starts if t == 0 else dones[t - 1]
                 net_obs, actions[t], self._state = recurrent_step(
-                    self._raw_obs, noise[t], self._state, self._starts
+                    self._raw_obs, noise[t], self._state, starts
                 )
             tree_set(obs_buf, t, net_obs)
             if raw_buf is not None:
@@ -222,7 +225,6 @@ class RolloutCollector:
             done = terminated | truncated
             rewards[t] = reward
             dones[t] = done
-            self._starts = done.astype(np.float32)
             if returns is not None:
                 self._discounted_return = self._discounted_return * self.reward_scaler.gamma + reward
                 returns[t] = self._discounted_return
@@ -235,7 +237,7 @@ class RolloutCollector:
                 if finite.any():
                     final_obs.append(tree_rows(final, finite))
                     final_index.extend((t, int(i)) for i in envs[finite])
-                    if memory is not None:
+                    if states is not None:
                         final_states.append(
                             self._state[torch.from_numpy(envs[finite]).to(self._state.device)]
                         )
@@ -267,12 +269,18 @@ class RolloutCollector:
             rewards_t = self.reward_scaler(rewards_t, to_device(returns))
         if raw_buf is not None:
             policy.update_obs_statistics(to_device(raw_buf))
-        if memory is not None:
-            memory.next_state = self._state.to(device)
-            memory.next_starts = torch.from_numpy(self._starts).to(device)
-            states = torch.cat(final_states) if final_states else memory.next_state[:0]
-            memory.final_states = states.to(device)
-            memory.states, memory.starts = memory.states.to(device), memory.starts.to(device)
+        memory = None
+        if states is not None:
+            starts = np.concatenate([self._starts[None], dones[:-1]])
+            truncated = torch.cat(final_states) if final_states else self._state[:0]
+            memory = RolloutMemory(
+                states.to(device),
+                to_device(starts),
+                self._state.to(device),
+                to_device(dones[-1]),
+                truncated.to(device),
+            )
+            self._starts = dones[-1].copy()
         return Rollout(
             obs=to_device(obs_buf),
             actions=to_device(actions),
@@ -284,16 +292,14 @@ class RolloutCollector:
             memory=memory,
         )
 
-    def _memory_buffers(self, policy: ActorCritic) -> RolloutMemory:
-        """Empty per-step state buffers on the policy's device (the state starts at zero in a new
-        collector); the rollout's end fills in the rest."""
+    def _state_buffer(self, policy: ActorCritic) -> torch.Tensor:
+        """An empty ``[T, N, S]`` buffer for the state before each step, on the policy's device (a
+        new collector's state starts at zero there)."""
         T, N = self.n_steps, self.env.num_envs
         policy_device = next(policy.parameters()).device
         if self._state is None:
             self._state = policy.initial_state(N, policy_device)
-        states = torch.empty((T, N, policy.state_size), device=policy_device)
-        starts = torch.empty((T, N))
-        return RolloutMemory(states, starts, self._state, torch.empty(0), states[0, :0])
+        return torch.empty((T, N, policy.state_size), device=policy_device)
 
     def close(self) -> None:
         self.env.close()
