@@ -53,11 +53,12 @@ FIGURES = ROOT / "docs" / "figures"
 START, END = "<!-- zoo:table:start -->", "<!-- zoo:table:end -->"
 REPS, BOOTSTRAP_SEED = 2000, 0
 
-# The nine rows: each a folder under logs/zoo and the overrides that select it (REINFORCE twice:
-# without a baseline and with its shipped learned-V baseline). The folder is what the experiment's
-# ``zoo.row`` resolves to for those overrides.
+# The ten rows: each a folder under logs/zoo and the overrides that select it (REINFORCE three times:
+# without a baseline, with the rollout's mean return and with its shipped learned-V baseline). The
+# folder is what the experiment's ``zoo.row`` resolves to for those overrides.
 ROWS: dict[str, tuple[str, ...]] = {
     "reinforce_no_baseline": ("algo=reinforce", "algo.baseline=none"),
+    "reinforce_mean_baseline": ("algo=reinforce", "algo.baseline=mean"),
     "reinforce": ("algo=reinforce",),
     "actor_critic": ("algo=actor_critic",),
     "a2c": ("algo=a2c",),
@@ -69,6 +70,7 @@ ROWS: dict[str, tuple[str, ...]] = {
 }
 LABELS = {
     "reinforce_no_baseline": "REINFORCE, no baseline",
+    "reinforce_mean_baseline": "REINFORCE, mean baseline",
     "reinforce": "REINFORCE, learned V baseline",
     "actor_critic": "actor-critic (Q-weighted)",
     "a2c": "A2C",

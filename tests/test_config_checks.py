@@ -216,9 +216,11 @@ def test_the_torch_build_read_from_its_source_is_torchs():
 
 @pytest.mark.parametrize("algo", config_options("algo"))
 def test_a_recurrent_network_is_taken_or_refused_alike_before_and_after_torch(algo, tmp_path):
-    """``network.memory=lstm``: A2C, PPO, PPO-KL and REINFORCE take it, every other algorithm
-    refuses it in one line, the same before torch and when the module is built (before its env)."""
-    cfg = compose_train([f"algo={algo}", "network.memory=lstm"], tmp_path)
+    """``network.memory=lstm``: A2C, PPO, PPO-KL and REINFORCE take it (REINFORCE with its critic
+    passes on whole sequences, ``algo.value_minibatches=1``), every other algorithm refuses it in
+    one line, the same before torch and when the module is built (before its env)."""
+    whole = ["algo.value_minibatches=1"] if algo == "reinforce" else []
+    cfg = compose_train([f"algo={algo}", "network.memory=lstm", *whole], tmp_path)
     light = verdict(check_config, cfg)
     assert light == verdict(build, cfg)
     name = str(cfg.algo._target_).rpartition(".")[2]

@@ -59,7 +59,8 @@ def test_the_multirun_sweeps_env_first_then_the_algos_and_ten_seeds():
     assert cfg.hydra.mode == RunMode.MULTIRUN and cfg.logger == {} and cfg.callbacks == {}
     params = cfg.hydra.sweeper.params
     assert list(params) == ["env", "algo", "seed"]
-    assert {*zoo.sweep_values("algo", params.algo), "reinforce_no_baseline"} == set(zoo.ROWS)
+    extra_rows = {"reinforce_no_baseline", "reinforce_mean_baseline"}
+    assert {*zoo.sweep_values("algo", params.algo), *extra_rows} == set(zoo.ROWS)
     assert [int(s) for s in zoo.sweep_values("seed", params.seed)] == list(range(1, 11))
 
 
@@ -126,6 +127,8 @@ def test_the_rows_reinforce_baselines(tmp_path):
     assert compose_train(["experiment=zoo", *zoo.ROWS["reinforce"]], tmp_path).algo.baseline == "value"
     no_baseline = compose_train(["experiment=zoo", *zoo.ROWS["reinforce_no_baseline"]], tmp_path)
     assert no_baseline.algo.baseline == "none"
+    mean = compose_train(["experiment=zoo", *zoo.ROWS["reinforce_mean_baseline"]], tmp_path)
+    assert mean.algo.baseline == "mean"
 
 
 def write_summary(

@@ -14,6 +14,7 @@ import difflib
 import importlib.machinery
 import importlib.util
 import inspect
+import math
 import numbers
 import types
 import typing
@@ -380,11 +381,19 @@ def check_policy_gradient(algo: AlgoSettings) -> None:
 
 
 def check_reinforce(algo: AlgoSettings) -> None:
-    """``REINFORCE``'s baseline."""
+    """``REINFORCE``'s baseline and critic passes; a recurrent critic is fitted on whole sequences."""
     baseline = algo.value("baseline")
     require(
         baseline is ABSENT or baseline in BASELINES,
         f"algo.baseline={baseline!r}: choose one of {', '.join(BASELINES)}",
+    )
+    algo.check("value_epochs", lambda v: v >= 0, "must be >= 0", integer=True)
+    algo.check("value_minibatches", lambda v: v >= 1, "must be >= 1", integer=True)
+    minibatches = algo.value("value_minibatches")
+    require(
+        algo.memory == "none" or minibatches in (ABSENT, 1),
+        f"algo.value_minibatches={minibatches} with network.memory={algo.memory}: a recurrent REINFORCE "
+        "fits its critic on whole sequences; set algo.value_minibatches=1",
     )
 
 
@@ -424,6 +433,7 @@ def check_npg(algo: AlgoSettings) -> None:
     algo.check("cg_iters", lambda v: v >= 1, "must be >= 1", integer=True)
     algo.check("cg_damping", lambda v: v >= 0, "must be >= 0")
     algo.check("value_epochs", lambda v: v >= 1, "must be >= 1", integer=True)
+    algo.check("signal_z", math.isfinite, "must be a finite z-score or null", optional=True)
     size, minibatches = algo.rollout_size, algo.value("value_minibatches")
     if size is not None and minibatches is not ABSENT:
         require_number("algo.value_minibatches", minibatches, integer=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, MutableMapping
 from typing import Any, ClassVar
 
 import pytorch_lightning as pl
@@ -18,7 +18,7 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from rlcamp.algos.losses import explained_variance
+from rlcamp.algos.losses import explained_variance, value_loss
 from rlcamp.algos.update_log import Metrics, UpdateLog
 from rlcamp.algos.variance import policy_gradient_metrics
 from rlcamp.config_checks import AlgoSettings, check_memory, check_on_policy
@@ -26,7 +26,9 @@ from rlcamp.envs.factory import VecEnvFactory
 from rlcamp.envs.normalize import RewardScaler
 from rlcamp.errors import require
 from rlcamp.nn.actor_critic import ActorCritic
+from rlcamp.nn.recurrent import Sequences
 from rlcamp.rollout import Batch, EpisodeStats, Rollout, RolloutCollector, RolloutDataset, gae_batch
+from rlcamp.tree import Obs
 from rlcamp.utils.checkpoint import load_run_state, save_run_state
 from rlcamp.utils.distributed import all_ranks_episode_metrics, rank_seed, share_normalizers
 from rlcamp.utils.summary import RunClock
@@ -270,6 +272,30 @@ class OnPolicyAlgorithm(pl.LightningModule, ABC):
         self.manual_backward(loss)
         self.clip_and_flag_gradients(loss)
         optimizer.step()
+
+    def fit_value(self, batch: Batch, epochs: int, minibatches: int) -> torch.Tensor:
+        """``epochs`` shuffled passes of ``minibatches`` optimizer steps on the critic's loss
+        ``½(V_φ(s) - R)²`` alone; the mean loss. NPG/TRPO fit their critic so; REINFORCE adds these
+        passes to its one step. A batch whose loss reads some rows of whole sequences
+        (``Batch.loss_rows``, recurrent REINFORCE) is fitted whole in each pass.
+        """
+        if batch.loss_rows is None:
+            passes: Iterable[Batch] = batch.minibatches(epochs, minibatches, False)
+        else:
+            passes = [batch] * epochs
+        losses = []
+        for minibatch in passes:
+            values = self.critic_value(minibatch.obs, minibatch.sequences)
+            if minibatch.loss_rows is not None:
+                values = values[minibatch.loss_rows]
+            loss = value_loss(values, minibatch.values, minibatch.returns)
+            self.gradient_step(loss)
+            losses.append(loss.detach())
+        return torch.stack(losses).mean()
+
+    def critic_value(self, obs: Obs, memory: Sequences | None = None) -> torch.Tensor:
+        """``V_φ(s)`` as ``fit_value`` trains it."""
+        return self.policy.value(obs, memory)
 
     def clip_and_flag_gradients(self, loss: torch.Tensor) -> None:
         """Clip the global gradient norm to ``max_grad_norm`` and flag a non-finite loss or norm."""

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from rlcamp.algos.base import Metrics, OnPolicyAlgorithm
-from rlcamp.algos.losses import value_loss
 from rlcamp.algos.natural import (
     PolicySnapshot,
     fisher_vector_product,
@@ -20,7 +21,29 @@ from rlcamp.algos.natural import (
     snapshot,
 )
 from rlcamp.config_checks import check_npg
+from rlcamp.nn.recurrent import Sequences
 from rlcamp.rollout.buffer import Batch
+from rlcamp.tree import Obs
+
+
+def held_out_gains(
+    log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor
+) -> torch.Tensor:
+    """``(π_θ(a|s) / π_old(a|s) − 1) · Â`` per sample: each sample's share of the surrogate's gain
+    ``L(θ) − L(θ_old)``."""
+    return ((log_prob - old_log_prob).exp() - 1.0) * advantages
+
+
+@dataclass
+class NaturalDirection:
+    """One natural-gradient solve: ``π_old``, the loss ``−L``, ``g``, ``Δ``, ``gᵀΔ``, the loss's metrics."""
+
+    old: PolicySnapshot
+    loss: torch.Tensor
+    grad: torch.Tensor
+    step: torch.Tensor
+    expected: torch.Tensor
+    metrics: Metrics
 
 
 def importance_surrogate(
@@ -45,6 +68,9 @@ class NPG(OnPolicyAlgorithm):
         cg_iters: conjugate-gradient iterations for ``x ≈ F⁻¹g``.
         cg_damping: λ in ``(F + λI)x = g``.
         value_epochs, value_minibatches: passes of the value fit over the rollout, minibatches per pass.
+        signal_z: take the step only when ``held_out_z`` is at least this (null: always). Once every
+            episode reaches the time limit the standardized advantages are noise, and a step of KL δ
+            on noise walks the policy off the solution; the test skips such steps (``docs/algorithms.md``).
     """
 
     def __init__(
@@ -55,6 +81,7 @@ class NPG(OnPolicyAlgorithm):
         cg_damping: float = 0.1,
         value_epochs: int = 10,
         value_minibatches: int = 16,
+        signal_z: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(update_epochs=1, n_minibatches=1, **kwargs)
@@ -72,9 +99,9 @@ class NPG(OnPolicyAlgorithm):
         """φ: the policy's critic parameters, fitted by the value optimizer."""
         return self.policy.critic_parameters()
 
-    def critic_value(self, obs: torch.Tensor) -> torch.Tensor:
+    def critic_value(self, obs: Obs, memory: Sequences | None = None) -> torch.Tensor:
         """``V_φ(s)``; on a shared body the features are detached so the fit never moves θ."""
-        return self.policy.value(obs, detach_shared=True)
+        return self.policy.value(obs, memory, detach_shared=True)
 
     def leaves_parameters_out(self) -> bool:
         """The value fit's backward leaves θ out (θ moves by the natural step)."""
@@ -108,8 +135,8 @@ class NPG(OnPolicyAlgorithm):
             surrogate, kl = self.surrogate_and_kl(batch, old)
         return {"train/approx_kl": kl, "train/surrogate_gain": surrogate - surrogate_old}
 
-    def policy_update(self, batch: Batch) -> Metrics:
-        """``g = ∇L(θ_old)``, ``Δ = natural_step(g, F·)`` and the step itself.
+    def natural_direction(self, batch: Batch) -> NaturalDirection:
+        """``g = ∇L(θ_old)`` and ``Δ = natural_step(g, F·)`` on ``batch``.
 
         ``g`` and every product ``F·v`` are averaged over ranks (DDP does not sync
         ``torch.autograd.grad``), so every rank solves the same system and takes the same step.
@@ -125,24 +152,47 @@ class NPG(OnPolicyAlgorithm):
             return self.all_ranks_mean(local_fvp(vector))
 
         step, expected = natural_step(grad, fvp, self.hparams.max_kl, self.hparams.cg_iters)
-        metrics.update(self.apply_step(batch, old, step))
-        metrics["train/policy_loss"] = loss.detach()
-        metrics["train/expected_improvement"] = expected.detach()
-        metrics["train/grad_norm"] = grad.norm()
-        return metrics
+        return NaturalDirection(old, loss, grad, step, expected, metrics)
 
-    def fit_value(self, batch: Batch) -> torch.Tensor:
-        """``value_epochs`` shuffled passes of ``value_minibatches`` Adam steps on ``½(V - R^λ)²``."""
-        losses = []
-        for minibatch in batch.minibatches(self.hparams.value_epochs, self.hparams.value_minibatches, False):
-            loss = value_loss(self.critic_value(minibatch.obs), minibatch.values, minibatch.returns)
-            self.gradient_step(loss)
-            losses.append(loss.detach())
-        return torch.stack(losses).mean()
+    def held_out_z(self, batch: Batch) -> torch.Tensor:
+        """Whether the step's gain holds on data it was not fitted to: ``Δ`` from a random half of
+        the rollout, and on the other half the z-score ``mean / (std / √n)`` of the per-sample gains
+        ``(π_{θ+Δ}(a|s) / π_old(a|s) − 1) · Â`` (``held_out_gains``), averaged over ranks."""
+        order = torch.randperm(len(batch), device=batch.advantages.device)
+        half = len(batch) // 2
+        fitted, held_out = batch.index(order[:half]), batch.index(order[half:])
+        step = self.natural_direction(fitted).step
+        params = self.actor_parameters()
+        theta = flat_params(params)
+        with torch.no_grad():
+            set_flat_params(params, theta + step)
+            log_prob, _ = self.policy.log_prob_entropy(held_out.obs, held_out.actions)
+            set_flat_params(params, theta)
+        gains = held_out_gains(log_prob, held_out.log_probs, held_out.advantages)
+        return self.all_ranks_mean(gains.mean() / (gains.std() / math.sqrt(len(gains))))
+
+    def policy_update(self, batch: Batch) -> Metrics:
+        """The natural step ``Δ`` on the whole batch (NPG in full, TRPO through its line search);
+        with ``signal_z``, only when ``held_out_z`` reaches it (else ``train/step_skipped``)."""
+        metrics: Metrics = {}
+        if self.hparams.signal_z is not None:
+            z = self.held_out_z(batch)
+            skipped = bool(z < self.hparams.signal_z)
+            metrics = {"train/held_out_z": z.detach(), "train/step_skipped": torch.tensor(float(skipped))}
+            if skipped:
+                return metrics
+        direction = self.natural_direction(batch)
+        metrics.update(direction.metrics)
+        metrics.update(self.apply_step(batch, direction.old, direction.step))
+        metrics["train/policy_loss"] = direction.loss.detach()
+        metrics["train/expected_improvement"] = direction.expected.detach()
+        metrics["train/grad_norm"] = direction.grad.norm()
+        return metrics
 
     def minibatch_step(self, batch: Batch) -> bool:
         """The natural-gradient policy step on the whole batch, then the critic's fit."""
         metrics = self.policy_update(batch)
-        metrics["train/value_loss"] = self.fit_value(batch)
+        hp = self.hparams
+        metrics["train/value_loss"] = self.fit_value(batch, hp.value_epochs, hp.value_minibatches)
         self.update_log.step(metrics)
         return True

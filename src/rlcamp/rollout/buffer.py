@@ -16,9 +16,11 @@ Evaluate = Callable[[Obs, torch.Tensor, Sequences | None], tuple[torch.Tensor, t
 Value = Callable[[Obs, Sequences | None], torch.Tensor]
 
 
-def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8) -> torch.Tensor:
-    """``(x - mean) / (std + eps)`` along ``dim`` (advantage normalization, PPO detail #7)."""
-    return (x - x.mean(dim, keepdim=True)) / (x.std(dim, keepdim=True) + eps)
+def normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-8, center: bool = True) -> torch.Tensor:
+    """``(x - mean) / (std + eps)`` along ``dim`` (advantage normalization, PPO detail #7);
+    ``x / (std + eps)`` without ``center`` (REINFORCE: a rescaled step that subtracts no baseline)."""
+    std = x.std(dim, keepdim=True) + eps
+    return (x - x.mean(dim, keepdim=True)) / std if center else x / std
 
 
 @dataclass
