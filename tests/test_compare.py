@@ -216,6 +216,24 @@ def test_a_seed_in_two_folders_is_flagged_in_one_line(tmp_path, capsys):
     ]
 
 
+def test_runs_of_one_name_under_two_roots_stay_two_runs(tmp_path):
+    """``a/cartpole`` and ``b/cartpole`` both hold ``cartpole/seed_1``: each keeps its own setting
+    and its own curve, named by its full path, instead of one label overwriting the other."""
+    fake_run(
+        tmp_path / "a" / "cartpole" / "seed_1", "ppo", "CartPole-v1", 1, [1, 2], 2.0, ("algo.gamma=0.9",)
+    )
+    fake_run(
+        tmp_path / "b" / "cartpole" / "seed_1", "ppo", "CartPole-v1", 1, [5, 6], 6.0, ("algo.gamma=0.99",)
+    )
+    curves, finals = load_runs([tmp_path / "a" / "cartpole", tmp_path / "b" / "cartpole"])
+    assert finals["run"].nunique() == 2 and sorted(finals["label"]) == [
+        "ppo algo.gamma=0.9",
+        "ppo algo.gamma=0.99",
+    ]
+    by_label = curves.groupby("label")["return"].apply(list).to_dict()
+    assert by_label == {"ppo algo.gamma=0.9": [1, 2], "ppo algo.gamma=0.99": [5, 6]}
+
+
 def test_settings_are_named_by_the_config_values_that_differ(tmp_path):
     """A value changed in the config (not on the command line) still makes its own setting."""
     fake_run(tmp_path / "m" / "0", "ppo", "CartPole-v1", 1, [1, 2], 2.0, (), {"algo": {"gamma": 0.99}})

@@ -33,6 +33,7 @@ import argparse
 import json
 import math
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -219,6 +220,13 @@ def load_runs(paths: Iterable[str | Path], metric: str = RETURN) -> tuple[pd.Dat
         raise FileNotFoundError(
             f"no run (a directory with metrics.csv or summary.json) below {list(map(str, paths))}"
         )
+    # two roots can hold runs of one name (logs/zoo/a/cartpole and logs/zoo/b/cartpole both give
+    # cartpole/seed_1): those are named by their full path, so no two runs merge into one
+    names = Counter(record["run"] for record in finals)
+    for curve, record in zip(curves, finals, strict=True):
+        if names[record["run"]] > 1:
+            record["run"] = record["run_dir"]
+            curve["run"] = record["run_dir"]
     return name_settings(_concat(curves), pd.DataFrame(finals))
 
 
