@@ -541,8 +541,8 @@ def plot_curves(
 def _save(fig: Any, stem: Path, suffixes: Sequence[str]) -> list[Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_name(stem.name + suffix) for suffix in suffixes]
-    for path in paths:
-        fig.savefig(path, dpi=130)
+    for path in paths:  # "tight": the canvas grows to hold a legend of long labels instead of cutting it
+        fig.savefig(path, dpi=130, bbox_inches="tight")
     _pyplot().close(fig)
     return paths
 
