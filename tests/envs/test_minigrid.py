@@ -19,7 +19,7 @@ from tests.helpers.learning import LearningClaim
 pytest.importorskip("minigrid", reason="needs the minigrid extra (make install has it)")
 from rlcamp.envs.minigrid import channels_first  # noqa: E402
 
-ENVS = ["minigrid_empty", "minigrid_doorkey", "minigrid_unlock"]
+ENVS = ["minigrid_empty", "minigrid_doorkey", "minigrid_doorkey_6x6", "minigrid_unlock"]
 
 
 @pytest.mark.parametrize("env", ENVS)
