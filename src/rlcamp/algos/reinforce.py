@@ -10,7 +10,7 @@ import torch
 from rlcamp.algos.policy_gradient import PolicyGradient
 from rlcamp.config_checks import check_reinforce
 from rlcamp.rollout.advantages import discounted_returns
-from rlcamp.rollout.buffer import Batch, Rollout, normalize
+from rlcamp.rollout.buffer import Batch, Rollout
 from rlcamp.tree import tree_rows
 
 
@@ -115,17 +115,16 @@ class REINFORCE(PolicyGradient):
     def minibatches(self, batch: Batch) -> Iterator[Batch]:
         """The whole batch, ``Ψ`` divided by its standard deviation (and centered only with
         ``center_advantage``)."""
-        if self.hparams.normalize_advantage and len(batch) > 1:
-            batch.advantages = normalize(batch.advantages, center=self.hparams.center_advantage)
-        yield batch
+        hp = self.hparams
+        return batch.minibatches(1, 1, hp.normalize_advantage, center=hp.center_advantage)
 
     def minibatch_step(self, batch: Batch) -> bool:
         """The policy-gradient step, then ``value_epochs`` critic-only passes (``baseline=value``)."""
         stepped = super().minibatch_step(batch)
         hp = self.hparams
         if len(batch) > 0 and hp.baseline == "value" and hp.value_epochs > 0:
-            value_loss = self.fit_value(batch, hp.value_epochs, hp.value_minibatches)
-            self.update_log.step({"train/value_fit_loss": value_loss})
+            fit_loss = self.fit_value(batch, hp.value_epochs, hp.value_minibatches)
+            self.update_log.step({"train/value_fit_loss": fit_loss})
         return stepped
 
     def leaves_parameters_out(self) -> bool:

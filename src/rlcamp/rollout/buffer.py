@@ -158,7 +158,12 @@ class Batch:
         return [Batch(*parts) for parts in zip(*columns, strict=True)]
 
     def minibatches(
-        self, epochs: int, n: int, normalize_advantage: bool, seq_len: int | None = None
+        self,
+        epochs: int,
+        n: int,
+        normalize_advantage: bool,
+        seq_len: int | None = None,
+        center: bool = True,
     ) -> Iterator[Batch]:
         """``epochs`` shuffled passes of ``n`` minibatches that partition the rows of each pass.
 
@@ -166,24 +171,25 @@ class Batch:
         minibatch in one vectorized op; the minibatches are views of that gathered copy. A single
         pass of a single minibatch (``epochs = n = 1``, the full-batch methods) is the batch itself,
         unshuffled, its advantages standardized over all of it. A recurrent batch's minibatches are
-        sequences of ``seq_len`` steps (``sequence_minibatches``).
+        sequences of ``seq_len`` steps (``sequence_minibatches``). ``center=False`` only divides the
+        advantages by their standard deviation (``normalize``).
         """
         if epochs == 1 and n == 1:
             if normalize_advantage and len(self) > 1:
-                self.advantages = normalize(self.advantages)
+                self.advantages = normalize(self.advantages, center=center)
             yield self
             return
         if self.memory is not None:
-            yield from self.sequence_minibatches(epochs, n, normalize_advantage, seq_len)
+            yield from self.sequence_minibatches(epochs, n, normalize_advantage, seq_len, center)
             return
         for _ in range(epochs):
             shuffled = self.index(torch.randperm(len(self), device=self.advantages.device))
             if normalize_advantage and len(self) // n > 1:
-                shuffled.advantages = normalize(shuffled.advantages.view(n, -1)).view(-1)
+                shuffled.advantages = normalize(shuffled.advantages.view(n, -1), center=center).view(-1)
             yield from shuffled.split(n)
 
     def sequence_minibatches(
-        self, epochs: int, n: int, normalize_advantage: bool, seq_len: int | None
+        self, epochs: int, n: int, normalize_advantage: bool, seq_len: int | None, center: bool = True
     ) -> Iterator[Batch]:
         """``epochs`` passes of ``n`` minibatches of whole sequences: each of the ``width`` env columns
         cut into chunks of ``seq_len`` steps (None: the whole column, CleanRL's scheme), each chunk
@@ -206,7 +212,7 @@ class Batch:
                 minibatch = self.index(idx)
                 minibatch.memory = BatchMemory(memory.states[idx], memory.starts[idx], per)
                 if normalize_advantage and len(minibatch) > 1:
-                    minibatch.advantages = normalize(minibatch.advantages)
+                    minibatch.advantages = normalize(minibatch.advantages, center=center)
                 yield minibatch
 
 
