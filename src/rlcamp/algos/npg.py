@@ -68,9 +68,10 @@ class NPG(OnPolicyAlgorithm):
         cg_iters: conjugate-gradient iterations for ``x ≈ F⁻¹g``.
         cg_damping: λ in ``(F + λI)x = g``.
         value_epochs, value_minibatches: passes of the value fit over the rollout, minibatches per pass.
-        signal_z: take the step only when ``held_out_z`` is at least this (null: always). Once every
-            episode reaches the time limit the standardized advantages are noise, and a step of KL δ
-            on noise walks the policy off the solution; the test skips such steps (``docs/algorithms.md``).
+        signal_z: take the step only when ``held_out_z`` is at least this (null: always, the
+            lecture's step every rollout). Once every episode reaches the time limit the
+            standardized advantages are noise, and a step of KL δ on noise walks the policy off the
+            solution; the test skips such steps (``docs/algorithms.md``, "Staying solved").
     """
 
     def __init__(
