@@ -74,8 +74,14 @@ FAMILY_SETTINGS = {
     "minatar": IMAGE_FAMILY,
     "atari": IMAGE_FAMILY
     | {"ppo": PPO_MINATAR | {"clip_range": 0.1, "clip_range_vf": 0.1, "ent_coef": 0.01}},
-    # no MiniGrid settings measured yet (issue 22.4): the algorithms' own defaults on 8 envs
-    "minigrid": {algo: values | {"n_envs": 8} for algo, values in CLASSIC.items()},
+    # MiniGrid: PPO and A2C at the MiniGrid authors' rl-starter-files settings, the others their own
+    # defaults on 8 envs
+    "minigrid": {algo: values | {"n_envs": 8} for algo, values in CLASSIC.items()}
+    | {
+        "ppo": {"n_envs": 16, "n_steps": 128, "update_epochs": 4, "n_minibatches": 8, "lr": 1e-3}
+        | {"normalize_advantage": False, "anneal_lr": False, "clip_range_vf": None, "ent_coef": 0.01},
+        "a2c": {"n_envs": 16, "n_steps": 5, "gae_lambda": 0.95, "ent_coef": 0.01, "vf_coef": 0.5, "lr": 1e-3},
+    },
 }
 # what a family's images and Dicts refuse, in one line (the Q critic is an MLP on flat observations)
 REFUSED = {("actor_critic", "minatar"), ("actor_critic", "atari"), ("actor_critic", "minigrid")}

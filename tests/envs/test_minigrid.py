@@ -82,22 +82,26 @@ def test_a_checkpoint_resumes_in_another_process_whose_mission_space_prints_anot
         )
 
 
-PPO_EMPTY = LearningClaim(
-    overrides=("env=minigrid_empty", "total_env_steps=100000"),
-    threshold=0.9,
+PPO_DOORKEY = LearningClaim(
+    overrides=("env=minigrid_doorkey", "total_env_steps=100000"),
+    threshold=0.75,
     seeds=(201, 202, 203),
     min_passing=1,
 )
 
 
 @pytest.mark.slow
-def test_ppo_learns_minigrid_empty(tmp_path):
-    """PPO with the family's defaults (the MinAtar CNN on the image and the direction, 8 envs) on
-    ``MiniGrid-Empty-5x5-v0`` at 100k env steps: at least 1 of 3 seeds ends with a 20-episode mean
-    return >= 0.9 (the optimum is 0.955: the goal 5 steps away; a policy that never reaches it: 0).
+def test_ppo_learns_minigrid_doorkey(tmp_path):
+    """PPO with the family's settings (``conf/algo_family/ppo_minigrid.yaml``: 16 envs x 128 steps,
+    Adam 1e-3, no advantage normalization; the MinAtar CNN on the image and the direction) on
+    ``MiniGrid-DoorKey-5x5-v0`` at 100k env steps: at least 1 of 3 seeds ends with a 20-episode mean
+    return >= 0.75. The reward comes only after the key, the door and the goal; a run that never
+    finds it scores 0, one that does ends near 0.93 (the entropy bonus keeps it stochastic).
 
-    Measured on seeds 1-10 (the MiniGrid sweep in docs/pixels.md): 0.95 on all 10; P(none of 3
-    passes) = 0.27% (``failure_probability``). At 16k env steps seeds split (0.84, 0.03, 0.87, 0.86,
-    0.01, 0.73, 0.18 on seeds 101-107): 100k is a budget where every measured seed found the goal.
+    Measured on seeds 1-10 (docs/pixels.md, "MiniGrid") and 101-110, none tuned on: 0.795, then
+    0.917-0.940 on the other 19 — 20 of 20 >= 0.75; P(none of 3 passes) = 0.05%
+    (``failure_probability``). The settings were chosen on seeds 301-310 (10 of 10 >= 0.75 too);
+    PPO's own defaults (normalized advantages, Adam 2.5e-4, 8 envs) reached it on 7 of 10 (seeds 1-10;
+    the other three ended at 0.08, 0.17 and 0.60).
     """
-    PPO_EMPTY.check(tmp_path)
+    PPO_DOORKEY.check(tmp_path)
