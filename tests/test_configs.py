@@ -6,6 +6,7 @@ the shipped algorithms are written out by hand."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 from pathlib import Path
@@ -14,7 +15,7 @@ import gymnasium as gym
 import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from rlcamp.envs.factory import resolve_entry_point
 from rlcamp.errors import ConfigError
@@ -92,17 +93,46 @@ NETWORK_ENVS = {network: "env.id=tests.helpers.envs:LitCellEnv" for network in I
 }
 
 
+# the checks of one combination share its composition: pytest_collection_modifyitems (conftest.py)
+# runs a module's tests with equal values of these parameters one after another, on one worker
+SHARED_PARAMS = ("algo", "env")
+
+
 def family_of(env: str) -> str:
     """The family ``env``'s config chooses."""
     return compose_choices(f"env={env}")[1].family
 
 
-def compose_choices(*overrides: str):
-    """The composed config and Hydra's group choices (``family``, ``algo_family``, ``algo_env``)."""
+@functools.cache
+def composed(*overrides: str):
+    """``conf/train.yaml`` + ``overrides`` with Hydra's node, composed once per process (a compose
+    takes ~0.3 s; every algo × env is read by several checks). Read-only, so no check can change
+    what another one reads."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("train", overrides=list(overrides), return_hydra_config=True)
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
+def compose_choices(*overrides: str):
+    """The composed config and Hydra's group choices (``family``, ``algo_family``, ``algo_env``)."""
+    cfg = composed(*overrides)
     return cfg, cfg.hydra.runtime.choices
+
+
+def train_config(*overrides: str, output_dir) -> DictConfig:
+    """What ``make_cfg(*overrides)`` (``tests.helpers.config.compose_train``) returns, from the shared
+    composition: a writable copy without Hydra's node, writing to ``output_dir``, no progress bar
+    (test_the_shared_composition_is_what_make_cfg_composes checks the two agree)."""
+    cfg = copy.deepcopy(composed(*overrides))
+    OmegaConf.set_readonly(cfg, None)
+    with open_dict(cfg):
+        del cfg["hydra"]
+        cfg.paths.output_dir = str(output_dir)
+        if cfg.get("callbacks") and "progress" in cfg.callbacks:
+            cfg.callbacks.progress = None
+    return cfg
 
 
 def settings(cfg) -> dict[str, float]:
@@ -180,10 +210,10 @@ def test_every_algo_family_and_algo_env_file_is_used():
 
 @pytest.mark.parametrize("env", ENVS)
 @pytest.mark.parametrize("algo", ALGOS)
-def test_combination_builds_the_module_it_composes(make_cfg, algo, env):
+def test_combination_builds_the_module_it_composes(tmp_path, algo, env):
     if env in MUJOCO_ENVS and not HAS_MUJOCO:
         pytest.skip("the mujoco extra is not installed: pip install -e '.[mujoco]'")
-    cfg = make_cfg(f"algo={algo}", f"env={env}")
+    cfg = train_config(f"algo={algo}", f"env={env}", output_dir=tmp_path)
     if (algo, family_of(env)) in REFUSED:
         with pytest.raises(ConfigError):
             build(cfg)
@@ -194,6 +224,29 @@ def test_combination_builds_the_module_it_composes(make_cfg, algo, env):
     assert module.hparams.n_steps == cfg.algo.n_steps and module.hparams.gamma == cfg.algo.gamma
     assert module.optimizer_factory.keywords["lr"] == cfg.algo.optimizer.lr
     assert module.num_rollouts == -(-cfg.total_env_steps // (cfg.algo.n_steps * cfg.env.n_envs))
+
+
+def test_the_shared_composition_is_what_make_cfg_composes(make_cfg, tmp_path):
+    """The algo × env checks read one shared composition per combination; it is the config
+    ``make_cfg`` (and so ``rlcamp-train``) composes, flags included."""
+
+    def flags(node, path="cfg"):
+        yield path, node._get_node_flag("struct"), node._get_node_flag("readonly")
+        for key in node.keys() if OmegaConf.is_dict(node) else ():
+            if OmegaConf.is_config(child := node._get_node(key)):
+                yield from flags(child, f"{path}.{key}")
+
+    for overrides in (
+        ("algo=ppo", "env=hopper"),
+        ("algo=acktr", "env=breakout"),
+        ("algo=trpo", "env=minigrid_empty"),
+    ):
+        shared, fresh = train_config(*overrides, output_dir=tmp_path), make_cfg(*overrides)
+        assert OmegaConf.to_yaml(shared) == OmegaConf.to_yaml(fresh)
+        assert OmegaConf.to_container(shared, resolve=True) == OmegaConf.to_container(fresh, resolve=True)
+        assert list(flags(shared)) == list(flags(fresh))
+    with pytest.raises(Exception, match="read-only"):
+        composed("algo=ppo", "env=hopper").seed = 1
 
 
 @pytest.mark.parametrize("network", config_options("network"))
