@@ -18,14 +18,14 @@ from tests.helpers.learning import LearningClaim
 ACKTR_CARTPOLE = LearningClaim(
     overrides=("algo=acktr", "total_env_steps=100000"),
     threshold=400,
-    seeds=tuple(range(201, 207)),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 ACKTR_INVERTED_PENDULUM = LearningClaim(
     overrides=("algo=acktr", "env=inverted_pendulum", "total_env_steps=50000"),
     threshold=900,
-    seeds=tuple(range(201, 205)),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 TINY = ("network.hidden_sizes=[8]", "debug=default")
 
@@ -188,13 +188,14 @@ def test_resume_restores_the_kfac_preconditioner(make_cfg, tmp_path):
 @pytest.mark.slow
 def test_acktr_learns_cartpole(tmp_path):
     """ACKTR at A2C's rollout size (8 envs × 5 steps; SGD lr 0.25, λ = 0.01, δ = 0.01 from
-    ``conf/algo_env/acktr_cartpole.yaml``) on CartPole-v1 at 100k steps: at least 2 of 6 seeds end
+    ``conf/algo_env/acktr_cartpole.yaml``) on CartPole-v1 at 100k steps: at least 1 of 3 seeds ends
     with a 20-episode mean return >= 400 (random ≈ 22, max 500).
 
     Measured on seeds 101-112 (sorted): 48.0, 498.2, then 500.0 ten times — 11 of 12 >= 400.
     With the classic δ = 0.0005 the same seeds gave 92.8, 110.2, 112.6, 115.8, 124.8, 127.5, 131.2,
     176.8, 257.1, 273.6, 300.1, 400.4 (the shared trust region spends δ on the critic).
-    P(fewer than 2 of 6 pass) = 0.29% (``tests.helpers.learning.failure_probability``).
+    P(none of 3 passes) = 0.71% (``tests.helpers.learning.failure_probability``; the claim was 2 of
+    6 seeds, 0.29%, at about twice the runs).
     """
     ACKTR_CARTPOLE.check(tmp_path)
 
@@ -203,11 +204,12 @@ def test_acktr_learns_cartpole(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs the mujoco extra")
 def test_acktr_learns_inverted_pendulum(tmp_path):
     """ACKTR on InvertedPendulum-v5 (Gaussian policy, ``log σ`` as K-FAC's diagonal block; A2C's
-    MuJoCo rollout 8 envs × 8 steps, λ 0.95) at 50k steps: at least 2 of 4 seeds reach a 20-episode
+    MuJoCo rollout 8 envs × 8 steps, λ 0.95) at 50k steps: at least 1 of 3 seeds reaches a 20-episode
     mean return >= 900 (random ≈ 5, max 1000).
 
     Measured on seeds 101-112 (sorted): 908.1, 915.3, 939.9, 956.9, 959.2, 970.6, 988.5, 993.3,
-    997.5, 1000, 1000, 1000 — 12 of 12 >= 900. P(fewer than 2 of 4 pass) = 0.59%.
+    997.5, 1000, 1000, 1000 — 12 of 12 >= 900. P(none of 3 passes) = 0.18% (2 of 4 seeds: 0.59%,
+    at about twice the runs).
     """
     ACKTR_INVERTED_PENDULUM.check(tmp_path)
 

@@ -52,35 +52,35 @@ def test_nonsense_clip_range_is_rejected(make_cfg):
 
 
 PPO_CARTPOLE = LearningClaim(
-    overrides=("total_env_steps=100000",), threshold=475, seeds=tuple(range(201, 207)), min_passing=3
+    overrides=("total_env_steps=100000",), threshold=475, seeds=(201, 202, 203, 204), min_passing=2
 )
 PPO_PENDULUM = LearningClaim(
     overrides=("env=pendulum", "total_env_steps=100000"),
     threshold=-300,
-    seeds=tuple(range(201, 205)),
-    min_passing=2,
+    seeds=(201, 202),
+    min_passing=1,
 )
 
 
 @pytest.mark.slow
 def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
-    """The default run (conf/algo_env/ppo_cartpole.yaml) at 100k steps: at least 3 of 6 seeds end
+    """The default run (conf/algo_env/ppo_cartpole.yaml) at 100k steps: at least 2 of 4 seeds end
     with a 20-episode mean return >= 475.
 
     Measured on seeds 101-120: 390, 498 and 500 on the other 18 — 19 of 20 >= 475.
-    P(fewer than 3 of 6 pass) = 0.40%.
+    P(fewer than 2 of 4 pass) = 0.67% (3 of 6 seeds: 0.40%, at a third more runs).
     """
     PPO_CARTPOLE.check(tmp_path)
 
 
 @pytest.mark.slow
 def test_ppo_learns_pendulum(tmp_path):
-    """Tuned PPO (conf/algo_env/ppo_pendulum.yaml) on Pendulum-v1 at 100k steps: at least 2 of 4
-    seeds end with a 20-episode mean return >= -300 (random ≈ -1200).
+    """Tuned PPO (conf/algo_env/ppo_pendulum.yaml) on Pendulum-v1 at 100k steps: at least 1 of 2
+    seeds ends with a 20-episode mean return >= -300 (random ≈ -1200).
 
     Measured on seeds 101-120 (sorted): -258, -250, -243, -206, -202, -200, -199, -196, -194, -191,
     -187, -181, -177, -170, -165, -162, -161, -160, -158, -154 — 20 of 20 >= -300.
-    P(fewer than 2 of 4 pass) = 0.17%.
+    P(none of 2 passes) = 0.40% (2 of 4 seeds: 0.17%, at about twice the runs).
     """
     PPO_PENDULUM.check(tmp_path)
 

@@ -157,8 +157,8 @@ TRPO_CARTPOLE = LearningClaim(
 TRPO_INVERTED_PENDULUM = LearningClaim(
     overrides=("algo=trpo", "env=inverted_pendulum", "total_env_steps=50000"),
     threshold=900,
-    seeds=tuple(range(201, 205)),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 
 
@@ -176,12 +176,12 @@ def test_trpo_solves_cartpole_within_100k_steps(tmp_path):
 
 @pytest.mark.slow
 def test_trpo_balances_inverted_pendulum_within_50k_steps(tmp_path):
-    """The PPO-paper protocol (2048-step batches) on InvertedPendulum-v5 at 50k steps: at least 2
-    of 4 seeds reach a 20-episode mean return >= 900 (max 1000).
+    """The PPO-paper protocol (2048-step batches) on InvertedPendulum-v5 at 50k steps: at least 1
+    of 3 seeds reaches a 20-episode mean return >= 900 (max 1000).
 
     With the held-out test (``algo.signal_z=2``, the default), measured on seeds 101-120 (sorted):
-    806, 985, 989, 1000 (×17) — 19 of 20 >= 900. P(fewer than 2 of 4 pass) = 0.67%. (Without
-    it: 1000 on all 20.)
+    806, 985, 989, 1000 (×17) — 19 of 20 >= 900. P(none of 3 passes) = 0.20% (2 of 4 seeds: 0.67%,
+    at about twice the runs). (Without it: 1000 on all 20.)
     """
     TRPO_INVERTED_PENDULUM.check(tmp_path)
 

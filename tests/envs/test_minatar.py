@@ -63,19 +63,20 @@ def test_a_rollout_on_breakout_stores_uint8_frames_and_a_short_run_completes(mak
 PPO_BREAKOUT = LearningClaim(
     overrides=("env=minatar_breakout", "total_env_steps=100000"),
     threshold=2.0,
-    seeds=(201, 202, 203, 204),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 
 
 @pytest.mark.slow
 def test_ppo_learns_minatar_breakout(tmp_path):
     """PPO with the MinAtar family's settings (CleanRL's Atari PPO, the MinAtar CNN) on
-    ``MinAtar/Breakout-v1`` at 100k env steps: at least 2 of 4 seeds end with a 20-episode mean
+    ``MinAtar/Breakout-v1`` at 100k env steps: at least 1 of 3 seeds ends with a 20-episode mean
     return >= 2.0 (a random policy: 0.45).
 
     Measured on seeds 101-110 (``python -m tests.helpers.learning
     tests.envs.test_minatar:PPO_BREAKOUT --seeds 101-110``): 2.4, 2.5, 2.6, 2.8, 3.0, 3.0, 3.2,
-    3.2, 3.2, 3.9, all 10 >= 2.0; P(fewer than 2 of 4 pass) = 0.88% (``failure_probability``).
+    3.2, 3.2, 3.9, all 10 >= 2.0; P(none of 3 passes) = 0.27% (``failure_probability``; 2 of 4
+    seeds: 0.88%, at about twice the runs).
     """
     PPO_BREAKOUT.check(tmp_path)

@@ -128,8 +128,8 @@ def test_ppo_reads_the_pixels(tmp_path):
 TRPO_LIT_CELL = LearningClaim(
     overrides=(*LIT_CELL, "algo=trpo", "algo.signal_z=null", "total_env_steps=6144"),
     threshold=5.5,
-    seeds=(201, 202, 203, 204),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 
 
@@ -137,12 +137,12 @@ TRPO_LIT_CELL = LearningClaim(
 def test_trpo_reads_the_pixels(tmp_path):
     """TRPO's natural step through a CNN, unchanged (double backprop through the convolutions): the
     lecture's TRPO settings on ``LitCellEnv`` at 6144 env steps, a step every rollout
-    (``algo.signal_z=null``), at least 2 of 4 seeds >= 5.5. The CartPole tuning's held-out test
+    (``algo.signal_z=null``), at least 1 of 3 seeds >= 5.5. The CartPole tuning's held-out test
     (which these overrides would keep) has too little power on rollouts of 256 steps: 4.2-6.7 on
     the same seeds, 2 of 10 >= 5.5.
 
     Measured on seeds 101-110: 5.9, 6.1, 6.2, 6.2, 6.3, 6.3, 6.4, 6.5, 6.5, 6.7, all 10 >= 5.5
-    (chance is 4); P(fewer than 2 of 4 pass) = 0.88%.
+    (chance is 4); P(none of 3 passes) = 0.27% (2 of 4 seeds: 0.88%, at about twice the runs).
     """
     TRPO_LIT_CELL.check(tmp_path)
 
