@@ -100,28 +100,28 @@ def test_negative_entropy_coefficient_is_rejected(make_cfg):
 A2C_CARTPOLE = LearningClaim(
     overrides=("algo=a2c", "total_env_steps=100000"),
     threshold=150,
-    seeds=tuple(range(201, 206)),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 A2C_INVERTED_PENDULUM = LearningClaim(
     overrides=("algo=a2c", "env=inverted_pendulum", "total_env_steps=50000"),
     threshold=900,
-    seeds=tuple(range(201, 205)),
-    min_passing=2,
+    seeds=(201, 202),
+    min_passing=1,
 )
 
 
 @pytest.mark.slow
 def test_a2c_learns_cartpole(tmp_path):
     """SB3-default A2C (8 envs × 5 steps, RMSprop 7e-4, λ = 1) on CartPole-v1 at 100k steps:
-    at least 2 of 5 seeds end with a 20-episode mean return >= 150 (random ≈ 22).
+    at least 1 of 3 seeds ends with a 20-episode mean return >= 150 (random ≈ 22).
 
     Measured on seeds 101-140 (sorted): 53, 75, 94, 100, 121, 158, 159, 161, 166, 166, 173, 195,
     198, 211, 273, 287, 314, 325, 340, 373, 396, 404, 407, 456, 459, 466, 472, 476, 478, 482, 483,
     489, 489, 490, 498, 498, 500, 500, 500, 500 — 35 of 40 >= 150. Bimodal, as SB3's A2C at these
     settings is (174-491 on 8 seeds): about one seed in eight is still near 50-120 at 100k.
-    P(fewer than 2 of 5 pass) = 0.35% (``tests.helpers.learning.failure_probability``; 3 of 7
-    seeds: 0.25%, at a third more runs).
+    P(none of 3 passes) = 0.42% (``tests.helpers.learning.failure_probability``; 3 of 7 seeds:
+    0.25%, at about three times the runs).
     """
     A2C_CARTPOLE.check(tmp_path)
 
@@ -130,10 +130,10 @@ def test_a2c_learns_cartpole(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("mujoco") is None, reason="needs the mujoco extra")
 def test_a2c_learns_inverted_pendulum(tmp_path):
     """A2C on InvertedPendulum-v5 (Box actions; 8 envs × 8 steps, λ 0.95, obs/reward normalization)
-    at 50k steps: at least 2 of 4 seeds reach a 20-episode mean return >= 900 (random ≈ 5, max 1000).
+    at 50k steps: at least 1 of 2 seeds reaches a 20-episode mean return >= 900 (random ≈ 5, max 1000).
 
     Measured on seeds 101-120: 1000 on 19 seeds, 978 on one — 20 of 20 >= 900.
-    P(fewer than 2 of 4 pass) = 0.17%.
+    P(none of 2 passes) = 0.40% (2 of 4 seeds: 0.17%, at about twice the runs).
     """
     A2C_INVERTED_PENDULUM.check(tmp_path)
 

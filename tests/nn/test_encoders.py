@@ -107,19 +107,20 @@ PPO_LIT_CELL = LearningClaim(
         "algo.clip_range=0.2",
     ),
     threshold=6.5,
-    seeds=(201, 202, 203, 204),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 
 
 @pytest.mark.slow
 def test_ppo_reads_the_pixels(tmp_path):
     """PPO with the Nature CNN on ``LitCellEnv`` (8 steps an episode; reading the frame earns 8,
-    ignoring it 4) at 6144 env steps: at least 2 of 4 seeds end with a mean return >= 6.5.
+    ignoring it 4) at 6144 env steps: at least 1 of 3 seeds ends with a mean return >= 6.5.
 
     Measured on seeds 101-110 (``python -m tests.helpers.learning
     tests.nn.test_encoders:PPO_LIT_CELL --seeds 101-110``): 7.2, 7.4, 7.5, 7.5, 7.6, 7.7, 7.8,
-    7.8, 7.8, 7.8, all 10 >= 6.5; P(fewer than 2 of 4 pass) = 0.88% (``failure_probability``).
+    7.8, 7.8, 7.8, all 10 >= 6.5; P(none of 3 passes) = 0.27% (``failure_probability``; 2 of 4
+    seeds: 0.88%, at about twice the runs).
     Frames scaled ÷255 twice score 3.4-4.0 (seeds 1-3), so a broken path fails the claim.
     """
     PPO_LIT_CELL.check(tmp_path)
@@ -204,7 +205,7 @@ SIDE_RULE = (
     "total_env_steps=12288",
     "algo.optimizer.lr=2.5e-3",
 )
-PPO_SIDE_RULE = LearningClaim(overrides=SIDE_RULE, threshold=6.5, seeds=(201, 202, 203, 204), min_passing=2)
+PPO_SIDE_RULE = LearningClaim(overrides=SIDE_RULE, threshold=6.5, seeds=(201, 202, 203), min_passing=1)
 A2C_SIDE_RULE = LearningClaim(
     overrides=(
         *SIDE_RULE[:4],
@@ -215,8 +216,8 @@ A2C_SIDE_RULE = LearningClaim(
         "total_env_steps=16384",
     ),
     threshold=6.5,
-    seeds=(201, 202, 203, 204),
-    min_passing=2,
+    seeds=(201, 202, 203),
+    min_passing=1,
 )
 MIXED = gym.spaces.Dict(
     {
@@ -309,13 +310,14 @@ def test_every_algorithm_but_the_q_critic_trains_on_a_dict(make_cfg, algo):
 def test_ppo_reads_both_keys_of_a_dict(tmp_path):
     """PPO with the MinAtar CNN on the image key, the vector key flattened, one hidden layer of 64
     on both, on ``LitSideRuleEnv`` (8 steps an episode; reading both keys earns 8, either alone 4)
-    at 12288 env steps: at least 2 of 4 seeds end with a mean return >= 6.5.
+    at 12288 env steps: at least 1 of 3 seeds ends with a mean return >= 6.5.
 
     Measured on seeds 101-112 (``python -m tests.helpers.learning
     tests.nn.test_encoders:PPO_SIDE_RULE --seeds 101-112 --jobs 2``): 6.8, 7.0, 7.1, 7.2, 7.2, 7.3,
-    7.3, 7.4, 7.4, 7.4, 7.5, 7.8, all 12 >= 6.5; P(fewer than 2 of 4 pass) = 0.59%
-    (``failure_probability``). ``test_a_dict_policy_without_either_key_stays_at_chance`` shows
-    the claim fails when either key is left out.
+    7.3, 7.4, 7.4, 7.4, 7.5, 7.8, all 12 >= 6.5; P(none of 3 passes) = 0.18%
+    (``failure_probability``; 2 of 4 seeds: 0.59%, at about twice the runs).
+    ``test_a_dict_policy_without_either_key_stays_at_chance`` shows the claim fails when either key
+    is left out.
     """
     PPO_SIDE_RULE.check(tmp_path)
 
@@ -323,11 +325,11 @@ def test_ppo_reads_both_keys_of_a_dict(tmp_path):
 @pytest.mark.slow
 def test_a2c_reads_both_keys_of_a_dict(tmp_path):
     """A2C (RMSprop 5e-3, 8 envs x 16 steps, entropy 0.01), the same network and env, at 16384 env
-    steps: at least 2 of 4 seeds end with a mean return >= 6.5.
+    steps: at least 1 of 3 seeds ends with a mean return >= 6.5.
 
     Measured on seeds 101-112 (``python -m tests.helpers.learning
     tests.nn.test_encoders:A2C_SIDE_RULE --seeds 101-112 --jobs 2``): 7.5, 7.5, 7.7, 7.7, 7.7, 7.8,
-    7.8, 7.8, 7.8, 7.8, 7.9, 7.9, all 12 >= 6.5; P(fewer than 2 of 4 pass) = 0.59%.
+    7.8, 7.8, 7.8, 7.8, 7.9, 7.9, all 12 >= 6.5; P(none of 3 passes) = 0.18% (2 of 4 seeds: 0.59%).
     """
     A2C_SIDE_RULE.check(tmp_path)
 
