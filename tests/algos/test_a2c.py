@@ -100,8 +100,8 @@ def test_negative_entropy_coefficient_is_rejected(make_cfg):
 A2C_CARTPOLE = LearningClaim(
     overrides=("algo=a2c", "total_env_steps=100000"),
     threshold=150,
-    seeds=(201, 202, 203),
-    min_passing=1,
+    seeds=tuple(range(201, 206)),
+    min_passing=2,
 )
 A2C_INVERTED_PENDULUM = LearningClaim(
     overrides=("algo=a2c", "env=inverted_pendulum", "total_env_steps=50000"),
@@ -114,14 +114,14 @@ A2C_INVERTED_PENDULUM = LearningClaim(
 @pytest.mark.slow
 def test_a2c_learns_cartpole(tmp_path):
     """SB3-default A2C (8 envs × 5 steps, RMSprop 7e-4, λ = 1) on CartPole-v1 at 100k steps:
-    at least 1 of 3 seeds ends with a 20-episode mean return >= 150 (random ≈ 22).
+    at least 2 of 5 seeds end with a 20-episode mean return >= 150 (random ≈ 22).
 
     Measured on seeds 101-140 (sorted): 53, 75, 94, 100, 121, 158, 159, 161, 166, 166, 173, 195,
     198, 211, 273, 287, 314, 325, 340, 373, 396, 404, 407, 456, 459, 466, 472, 476, 478, 482, 483,
     489, 489, 490, 498, 498, 500, 500, 500, 500 — 35 of 40 >= 150. Bimodal, as SB3's A2C at these
     settings is (174-491 on 8 seeds): about one seed in eight is still near 50-120 at 100k.
-    P(none of 3 passes) = 0.42% (``tests.helpers.learning.failure_probability``; 3 of 7 seeds:
-    0.25%, at about three times the runs).
+    P(fewer than 2 of 5 pass) = 0.35% (``tests.helpers.learning.failure_probability``; 3 of 7
+    seeds: 0.25%, at a third more runs).
     """
     A2C_CARTPOLE.check(tmp_path)
 

@@ -18,8 +18,8 @@ from tests.helpers.learning import LearningClaim
 ACKTR_CARTPOLE = LearningClaim(
     overrides=("algo=acktr", "total_env_steps=100000"),
     threshold=400,
-    seeds=(201, 202, 203),
-    min_passing=1,
+    seeds=tuple(range(201, 207)),
+    min_passing=2,
 )
 ACKTR_INVERTED_PENDULUM = LearningClaim(
     overrides=("algo=acktr", "env=inverted_pendulum", "total_env_steps=50000"),
@@ -188,14 +188,13 @@ def test_resume_restores_the_kfac_preconditioner(make_cfg, tmp_path):
 @pytest.mark.slow
 def test_acktr_learns_cartpole(tmp_path):
     """ACKTR at A2C's rollout size (8 envs × 5 steps; SGD lr 0.25, λ = 0.01, δ = 0.01 from
-    ``conf/algo_env/acktr_cartpole.yaml``) on CartPole-v1 at 100k steps: at least 1 of 3 seeds ends
+    ``conf/algo_env/acktr_cartpole.yaml``) on CartPole-v1 at 100k steps: at least 2 of 6 seeds end
     with a 20-episode mean return >= 400 (random ≈ 22, max 500).
 
     Measured on seeds 101-112 (sorted): 48.0, 498.2, then 500.0 ten times — 11 of 12 >= 400.
     With the classic δ = 0.0005 the same seeds gave 92.8, 110.2, 112.6, 115.8, 124.8, 127.5, 131.2,
     176.8, 257.1, 273.6, 300.1, 400.4 (the shared trust region spends δ on the critic).
-    P(none of 3 passes) = 0.71% (``tests.helpers.learning.failure_probability``; the claim was 2 of
-    6 seeds, 0.29%, at about twice the runs).
+    P(fewer than 2 of 6 pass) = 0.29% (``tests.helpers.learning.failure_probability``).
     """
     ACKTR_CARTPOLE.check(tmp_path)
 

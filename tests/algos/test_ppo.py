@@ -52,7 +52,7 @@ def test_nonsense_clip_range_is_rejected(make_cfg):
 
 
 PPO_CARTPOLE = LearningClaim(
-    overrides=("total_env_steps=100000",), threshold=475, seeds=(201, 202, 203), min_passing=1
+    overrides=("total_env_steps=100000",), threshold=475, seeds=(201, 202, 203, 204), min_passing=2
 )
 PPO_PENDULUM = LearningClaim(
     overrides=("env=pendulum", "total_env_steps=100000"),
@@ -64,11 +64,11 @@ PPO_PENDULUM = LearningClaim(
 
 @pytest.mark.slow
 def test_ppo_solves_cartpole_within_100k_steps(tmp_path):
-    """The default run (conf/algo_env/ppo_cartpole.yaml) at 100k steps: at least 1 of 3 seeds ends
+    """The default run (conf/algo_env/ppo_cartpole.yaml) at 100k steps: at least 2 of 4 seeds end
     with a 20-episode mean return >= 475.
 
     Measured on seeds 101-120: 390, 498 and 500 on the other 18 — 19 of 20 >= 475.
-    P(none of 3 passes) = 0.20% (3 of 6 seeds: 0.40%, at about three times the runs).
+    P(fewer than 2 of 4 pass) = 0.67% (3 of 6 seeds: 0.40%, at a third more runs).
     """
     PPO_CARTPOLE.check(tmp_path)
 

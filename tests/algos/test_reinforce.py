@@ -202,19 +202,19 @@ def test_a_rollout_without_an_episode_end_skips_its_update(make_cfg):
 REINFORCE_VALUE_BASELINE_CARTPOLE = LearningClaim(
     overrides=("algo=reinforce", "total_env_steps=100000"),
     threshold=475,
-    seeds=(201, 202, 203),
-    min_passing=1,
+    seeds=tuple(range(201, 206)),
+    min_passing=2,
 )
 
 
 @pytest.mark.slow
 def test_reinforce_with_value_baseline_solves_cartpole(tmp_path):
     """Default REINFORCE + V on CartPole-v1 (4 envs × 500 steps, Adam 1e-2, Ψ = G − V divided by
-    its std, 10 critic passes of 4 minibatches) at 100k steps: at least 1 of 3 seeds ends with a
+    its std, 10 critic passes of 4 minibatches) at 100k steps: at least 2 of 5 seeds end with a
     20-episode mean return >= 475.
 
     Measured on seeds 101-120 (sorted): 243.9, 437.4, 487.2, 487.5, 495.1, 499.4, 500 (×14) — 18 of
-    20 >= 475. P(none of 3 passes) = 0.49% (3 of 7 seeds: 0.38%, at about three times the runs). The
+    20 >= 475. P(fewer than 2 of 5 pass) = 0.47% (3 of 7 seeds: 0.38%, at a third more runs). The
     old defaults (centered, one joint step) reached >= 150 on 36 of 40 at 60k and solved 11 of 20
     at 100k (docs/algorithms.md).
     """
