@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from rlcamp.envs.factory import resolve_entry_point
 from rlcamp.errors import ConfigError
 from rlcamp.train import CONF_DIR, build
-from tests.helpers.config import config_options
+from tests.helpers.config import config_options, without_progress_bar
 
 MUJOCO_ENVS = {
     "halfcheetah",
@@ -130,9 +130,7 @@ def train_config(*overrides: str, output_dir) -> DictConfig:
     with open_dict(cfg):
         del cfg["hydra"]
         cfg.paths.output_dir = str(output_dir)
-        if cfg.get("callbacks") and "progress" in cfg.callbacks:
-            cfg.callbacks.progress = None
-    return cfg
+    return without_progress_bar(cfg)
 
 
 def settings(cfg) -> dict[str, float]:

@@ -11,7 +11,11 @@ from rlcamp.utils.build import CONF_DIR, compose_config
 
 def compose_train(overrides: list[str], output_dir: Path | str) -> DictConfig:
     """``conf/train.yaml`` + overrides, with outputs in ``output_dir`` and no progress bar."""
-    cfg = compose_config(overrides, output_dir)
+    return without_progress_bar(compose_config(overrides, output_dir))
+
+
+def without_progress_bar(cfg: DictConfig) -> DictConfig:
+    """``cfg`` with its progress-bar callback switched off (tests print nothing per rollout)."""
     with open_dict(cfg):
         if cfg.get("callbacks") and "progress" in cfg.callbacks:
             cfg.callbacks.progress = None
