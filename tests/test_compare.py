@@ -361,6 +361,7 @@ def test_cli_on_wandb_writes_the_rliable_tables(tmp_path, monkeypatch):
         assert (out / name).stat().st_size > 0, name
 
 
+@pytest.mark.slow
 def test_a_real_multirun_is_compared(tmp_path):
     """Two tiny CartPole jobs through Hydra's multirun, then the CLI on its directory."""
     repo = Path(__file__).resolve().parents[1]

@@ -360,13 +360,13 @@ def test_two_rank_ppo_solves_cartpole_within_the_single_process_budget(tmp_path)
     """The default CartPole PPO on two ranks of 4 envs each (the single-process run's 8 envs split
     over the ranks, so the same 256-transition rollout and number of optimizer steps), with the
     single-process claim's budget and bar (tests/algos/test_ppo.py: 100k env steps counted over
-    both ranks, a 20-episode mean >= 475), on at least 1 of 4 seeds. Each seed is two processes, the
+    both ranks, reaching a 20-episode mean >= 475), on at least 1 of 4 seeds. Each seed is two processes, the
     suite's most expensive run, so the claim asks the fewest seeds that keep it under 1% and stops
     after the first that passes.
 
-    Measured on seeds 101-110 (rlcamp-train trainer=ddp_cpu env.n_envs=4 debug=default
-    total_env_steps=100000 seed=S, one after another): 290, 476, 483 and 500 on the other 7 —
-    9 of 10 >= 475. P(none of 4 passes) = 0.37%. (With 8 envs per rank, i.e. a doubled
+    At the end of the budget, seeds 101-110 (rlcamp-train trainer=ddp_cpu env.n_envs=4
+    debug=default total_env_steps=100000 seed=S, one after another): 290, 476, 483 and 500 on the
+    other 7 — 9 of 10 >= 475. P(none of 4 passes) <= 0.37%. (With 8 envs per rank, i.e. a doubled
     rollout and half the optimizer steps per env step, seeds 101-104 reached 500, 344, 233, 318.)
     """
     PPO_CARTPOLE_DDP.check(tmp_path)

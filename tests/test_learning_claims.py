@@ -48,3 +48,24 @@ def test_claim_fails_once_k_is_out_of_reach_and_names_the_scores(monkeypatch, tm
 def test_seed_ranges_parse():
     assert parse_seeds("101-104") == [101, 102, 103, 104]
     assert parse_seeds("1,5,9") == [1, 5, 9]
+
+
+TINY_A2C = ("algo=a2c", "env.n_envs=2", "algo.n_steps=4", "total_env_steps=2048")
+
+
+def test_a_claims_run_stops_once_past_its_threshold_and_not_before(tmp_path):
+    """A bar a random CartPole policy reaches (≈ 22) ends the run early, past the bar, although the
+    first rollouts (8 steps) end no episode and log a NaN return; ``stop=False`` spends the budget."""
+    claim = LearningClaim(overrides=TINY_A2C, threshold=15.0, seeds=(1,), min_passing=1)
+    stopped = claim.run(1, tmp_path / "stopped")
+    assert stopped["status"] == "stopped" and 8 < stopped["env_steps"] < 2048
+    assert stopped["ep_return_mean"] > 15.0
+    whole = claim.run(1, tmp_path / "whole", stop=False)
+    assert whole["status"] == "completed" and whole["env_steps"] == 2048
+
+
+def test_only_the_threshold_stops_a_claims_run(tmp_path):
+    """A bar out of reach: no improvement for hundreds of rollouts does not end the run early."""
+    claim = LearningClaim(overrides=TINY_A2C, threshold=1e4, seeds=(1,), min_passing=1)
+    summary = claim.run(1, tmp_path)
+    assert summary["status"] == "completed" and summary["env_steps"] == 2048

@@ -57,11 +57,11 @@ PPO_UNMASKED = LearningClaim(overrides=PICK, threshold=5.0, seeds=(201, 202), mi
 def test_masked_ppo_learns_to_pick_among_the_valid_actions(tmp_path):
     """PPO with the CartPole tuning (8 envs x 32 steps, 10 epochs, Adam 2e-3) on ``MaskedPickEnv``
     (16 actions, 3 valid a step, the one shown pays 1, an invalid one ends the episode; 8 steps:
-    perfect 8, uniform over the valid 2.67) with the mask from ``info`` at 4096 env steps: at least
-    1 of 2 seeds end with a 20-episode mean return >= 5.0.
+    perfect 8, uniform over the valid 2.67) with the mask from ``info`` within 4096 env steps: at
+    least 1 of 2 seeds reach a 20-episode mean return >= 5.0.
 
-    Measured on seeds 101-112 (sorted): 6.10, 6.25, 6.25, 6.35, 6.35, 6.35, 6.55, 6.65, 6.70, 6.70,
-    6.75, 6.75 — 12 of 12 >= 5.0. P(fewer than 1 of 2 pass) = 0.95%
+    At the end of the budget, seeds 101-112 (sorted): 6.10, 6.25, 6.25, 6.35, 6.35, 6.35, 6.55, 6.65,
+    6.70, 6.70, 6.75, 6.75 — 12 of 12 >= 5.0. P(fewer than 1 of 2 pass) <= 0.95%
     (``tests.helpers.learning.failure_probability``). Unmasked (``PPO_UNMASKED``), seeds 101-110:
     1.00, 1.15, 1.45, 1.55, 1.60, 1.80, 1.95, 1.95, 2.65, 2.80 — 0 of 10 >= 5.0.
     """

@@ -164,24 +164,25 @@ TRPO_INVERTED_PENDULUM = LearningClaim(
 
 @pytest.mark.slow
 def test_trpo_solves_cartpole_within_100k_steps(tmp_path):
-    """rl-zoo's TRPO settings on CartPole-v1 at 100k steps: at least 2 of 4 seeds end with a
+    """rl-zoo's TRPO settings on CartPole-v1 within 100k steps: at least 2 of 4 seeds reach a
     20-episode mean return >= 400.
 
-    With the held-out test (``algo.signal_z=2``, the default), measured on seeds 101-120 (sorted):
-    407, 454, 474, 480, 483, 485, 486, 487, 496, 499, 500 (×10) — 20 of 20 >= 400.
-    P(fewer than 2 of 4 pass) = 0.17%. (Without it, seeds 101-140: 38 of 40 >= 400.)
+    With the held-out test (``algo.signal_z=2``, the default), measured on seeds 101-120: 20 of 20
+    reach 400, at 33.8k-98.3k env steps (median 62.0k). P(fewer than 2 of 4 pass) = 0.17%. At the
+    end of the whole budget (sorted): 407, 454, 474, 480, 483, 485, 486, 487, 496, 499, 500 (×10).
+    (Without the test, seeds 101-140 at the end: 38 of 40 >= 400.)
     """
     TRPO_CARTPOLE.check(tmp_path)
 
 
 @pytest.mark.slow
 def test_trpo_balances_inverted_pendulum_within_50k_steps(tmp_path):
-    """The PPO-paper protocol (2048-step batches) on InvertedPendulum-v5 at 50k steps: at least 1
-    of 3 seeds reaches a 20-episode mean return >= 900 (max 1000).
+    """The PPO-paper protocol (2048-step batches) on InvertedPendulum-v5 within 50k steps: at least
+    1 of 3 seeds reaches a 20-episode mean return >= 900 (max 1000).
 
-    With the held-out test (``algo.signal_z=2``, the default), measured on seeds 101-120 (sorted):
-    806, 985, 989, 1000 (×17) — 19 of 20 >= 900. P(none of 3 passes) = 0.20% (2 of 4 seeds: 0.67%,
-    at about twice the runs). (Without it: 1000 on all 20.)
+    With the held-out test (``algo.signal_z=2``, the default), at the end of the budget, seeds
+    101-120 (sorted): 806, 985, 989, 1000 (×17) — 19 of 20 >= 900. P(none of 3 passes) <= 0.20% (2
+    of 4 seeds: 0.67%, at about twice the runs). (Without it: 1000 on all 20.)
     """
     TRPO_INVERTED_PENDULUM.check(tmp_path)
 
@@ -198,11 +199,12 @@ TRPO_MULTIDISCRETE = LearningClaim(
 def test_trpo_learns_the_multidiscrete_target_env(tmp_path):
     """TRPO with the CartPole tuning (NPG tuning: 2 envs x 512 steps, δ = 0.01, GAE λ 0.98; backtracking
     line search) on the MultiDiscrete([3, 4, 2]) target env (reward: the fraction of components matching
-    the target shown, 4 steps an episode; uniform ≈ 1.44, perfect 4) at 16384 env steps: at least 1 of 2
-    seeds end with a 20-episode mean return >= 2.7.
+    the target shown, 4 steps an episode; uniform ≈ 1.44, perfect 4) within 16384 env steps: at least 1
+    of 2 seeds reach a 20-episode mean return >= 2.7.
 
-    Measured with ``algo.signal_z=2`` on seeds 101-120 (sorted): 2.92, 2.93, 2.93, 2.95, 2.95, 2.97,
-    2.98, 3.00, 3.03, 3.05, 3.07, 3.07, 3.08, 3.08, 3.10, 3.15, 3.15, 3.15, 3.18, 3.18 — 20 of 20 >= 2.7.
-    P(fewer than 1 of 2 pass) = 0.40% (``tests.helpers.learning.failure_probability``).
+    At the end of the budget, with ``algo.signal_z=2``, seeds 101-120 (sorted): 2.92, 2.93, 2.93,
+    2.95, 2.95, 2.97, 2.98, 3.00, 3.03, 3.05, 3.07, 3.07, 3.08, 3.08, 3.10, 3.15, 3.15, 3.15, 3.18,
+    3.18 — 20 of 20 >= 2.7. P(fewer than 1 of 2 pass) <= 0.40%
+    (``tests.helpers.learning.failure_probability``).
     """
     TRPO_MULTIDISCRETE.check(tmp_path)

@@ -94,12 +94,12 @@ PPO_DOORKEY = LearningClaim(
 def test_ppo_learns_minigrid_doorkey(tmp_path):
     """PPO with the family's settings (``conf/algo_family/ppo_minigrid.yaml``: 16 envs x 128 steps,
     Adam 1e-3, no advantage normalization; the MinAtar CNN on the image and the direction) on
-    ``MiniGrid-DoorKey-5x5-v0`` at 100k env steps: at least 1 of 3 seeds ends with a 20-episode mean
-    return >= 0.75. The reward comes only after the key, the door and the goal; a run that never
+    ``MiniGrid-DoorKey-5x5-v0`` within 100k env steps: at least 1 of 3 seeds reaches a 20-episode
+    mean return >= 0.75. The reward comes only after the key, the door and the goal; a run that never
     finds it scores 0, one that does ends near 0.93 (the entropy bonus keeps it stochastic).
 
-    Measured on seeds 1-10 (docs/pixels.md, "MiniGrid") and 101-110, none tuned on: 0.795, then
-    0.917-0.940 on the other 19 — 20 of 20 >= 0.75; P(none of 3 passes) = 0.05%
+    At the end of the budget, seeds 1-10 (docs/pixels.md, "MiniGrid") and 101-110, none tuned on:
+    0.795, then 0.917-0.940 on the other 19 — 20 of 20 >= 0.75; P(none of 3 passes) <= 0.05%
     (``failure_probability``). The settings were chosen on seeds 301-310 (10 of 10 >= 0.75 too);
     PPO's own defaults (normalized advantages, Adam 2.5e-4, 8 envs) reached it on 7 of 10 (seeds 1-10;
     the other three ended at 0.08, 0.17 and 0.60).
