@@ -121,7 +121,7 @@ def test_a2c_learns_cartpole(tmp_path):
     of the whole budget seeds 101-140 ended at (sorted) 53, 75, 94, 100, 121, 158, 159, 161, 166,
     166, 173, 195, 198, 211, 273, 287, 314, 325, 340, 373, 396, 404, 407, 456, 459, 466, 472, 476,
     478, 482, 483, 489, 489, 490, 498, 498, 500, 500, 500, 500 — 35 of 40 >= 150. Bimodal, as SB3's
-    A2C at these settings is (174-491 on 8 seeds): about one seed in eight is back near 50-120 at
+    A2C at these settings is (174-491 on 8 seeds): about one seed in eight is near 50-120 at
     100k.
     """
     A2C_CARTPOLE.check(tmp_path)
