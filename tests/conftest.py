@@ -36,7 +36,7 @@ def _share_group(item: pytest.Item) -> tuple:
     return (item.path, *(str(params.get(name)) for name in names))
 
 
-# The longest tests, longest first (about 30-9 s each on a 2-core machine, as measured in a run of
+# The longest tests, longest first (about 55-9 s each on a 2-core machine, as measured in a run of
 # the whole suite): they start before the other slow ones, so the end of the run holds only short
 # tests for the workers to share out (--dist worksteal: an idle worker takes the end of a busy one's
 # queue). A test missing here only starts later among the slow ones. A learning claim's time depends
@@ -44,12 +44,14 @@ def _share_group(item: pytest.Item) -> tuple:
 # ACKTR CartPole's 100k steps take ~40 s), so the order is a guess for other machines, never a
 # requirement.
 LONGEST_FIRST = (
+    "tests/algos/test_actor_critic.py::test_q_weighted_actor_critic_learns_cartpole",
     "tests/algos/test_acktr.py::test_acktr_learns_cartpole",
     "tests/test_extending_example.py::test_the_guides_files_in_conf_keep_the_config_checks_green",
     "tests/test_sweeps.py::test_submitit_local_2x2",
     "tests/test_sweeps.py::test_optuna_search_finishes_writes_best_params_and_resumes",
     "tests/test_resume.py::test_slurm_requeue_pattern_end_to_end",
     "tests/algos/test_actor_critic.py::test_advantage_weighted_actor_critic_solves_cartpole",
+    "tests/algos/test_a2c.py::test_a2c_learns_cartpole",
     "tests/algos/test_ppo.py::test_ppo_learns_pendulum",
     "tests/test_zoo.py::test_the_report_from_the_committed_record_reproduces_the_committed_tables",
     "tests/test_ddp.py::test_two_rank_ppo_solves_cartpole_within_the_single_process_budget",
@@ -70,7 +72,6 @@ LONGEST_FIRST = (
     "tests/envs/test_minatar.py::test_ppo_learns_minatar_breakout",
     "tests/algos/test_ppo.py::test_ppo_solves_cartpole_within_100k_steps",
     "tests/test_guards.py::test_failing_jobs_of_a_multirun_are_recorded_and_the_others_finish",
-    "tests/algos/test_actor_critic.py::test_q_weighted_actor_critic_learns_cartpole",
     "tests/test_secrets.py::test_planted_keys_appear_in_no_file_of_the_run",
     "tests/envs/test_minigrid.py::test_ppo_learns_minigrid_doorkey",
 )

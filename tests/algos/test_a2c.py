@@ -99,7 +99,7 @@ def test_negative_entropy_coefficient_is_rejected(make_cfg):
 
 A2C_CARTPOLE = LearningClaim(
     overrides=("algo=a2c", "total_env_steps=100000"),
-    threshold=150,
+    threshold=400,
     seeds=tuple(range(201, 206)),
     min_passing=2,
 )
@@ -114,15 +114,17 @@ A2C_INVERTED_PENDULUM = LearningClaim(
 @pytest.mark.slow
 def test_a2c_learns_cartpole(tmp_path):
     """SB3-default A2C (8 envs × 5 steps, RMSprop 7e-4, λ = 1) on CartPole-v1 within 100k steps:
-    at least 2 of 5 seeds reach a 20-episode mean return >= 150 (random ≈ 22).
+    at least 2 of 5 seeds reach a 20-episode mean return >= 400 (random ≈ 22).
 
-    Measured on seeds 101-120: 20 of 20 reach 150, at 6.2k-38.9k env steps (median 9.6k).
-    P(fewer than 2 of 5 pass) = 0.03% (``tests.helpers.learning.failure_probability``). At the end
-    of the whole budget seeds 101-140 ended at (sorted) 53, 75, 94, 100, 121, 158, 159, 161, 166,
-    166, 173, 195, 198, 211, 273, 287, 314, 325, 340, 373, 396, 404, 407, 456, 459, 466, 472, 476,
-    478, 482, 483, 489, 489, 490, 498, 498, 500, 500, 500, 500 — 35 of 40 >= 150. Bimodal, as SB3's
-    A2C at these settings is (174-491 on 8 seeds): about one seed in eight is near 50-120 at
-    100k.
+    Measured on seeds 101-120: 19 of 20 reach 400, at 28.3k-92.6k env steps (median 59.8k); seed 120
+    ends the budget at 372.8. P(fewer than 2 of 5 pass) = 0.16%
+    (``tests.helpers.learning.failure_probability``). The bar was 150 when a run spent its whole
+    budget; once runs stopped at the bar, all 20 reached 150 by 6.2k-38.9k steps (median 9.6k), too
+    early to tell a slowed learner. At the end of the whole budget seeds 101-140 ended at (sorted)
+    53, 75, 94, 100, 121, 158, 159, 161, 166, 166, 173, 195, 198, 211, 273, 287, 314, 325, 340, 373,
+    396, 404, 407, 456, 459, 466, 472, 476, 478, 482, 483, 489, 489, 490, 498, 498, 500, 500, 500,
+    500 — 19 of 40 >= 400. Bimodal, as SB3's A2C at these settings is (174-491 on 8 seeds): about
+    one seed in eight is near 50-120 at 100k.
     """
     A2C_CARTPOLE.check(tmp_path)
 

@@ -163,8 +163,8 @@ def test_nonsense_actor_critic_settings_are_rejected(make_cfg, override, message
 
 ACTOR_CRITIC_CARTPOLE = LearningClaim(
     overrides=("algo=actor_critic", "total_env_steps=100000"),
-    threshold=120,
-    seeds=tuple(range(201, 205)),
+    threshold=300,
+    seeds=tuple(range(201, 207)),
     min_passing=2,
 )
 ACTOR_CRITIC_ADVANTAGE_CARTPOLE = LearningClaim(
@@ -183,12 +183,15 @@ ACTOR_CRITIC_ADVANTAGE_CARTPOLE = LearningClaim(
 @pytest.mark.slow
 def test_q_weighted_actor_critic_learns_cartpole(tmp_path):
     """The lecture's estimator (``Ψ = Q_φ``, 20 critic steps per rollout, Adam 1e-3) on CartPole-v1
-    within 100k steps: at least 2 of 4 seeds reach a 20-episode mean return >= 120 (random ≈ 22;
+    within 100k steps: at least 2 of 6 seeds reach a 20-episode mean return >= 300 (random ≈ 22;
     the old one-joint-step default ended at 9-66 on seeds 101-104).
 
-    Measured on seeds 101-120: 20 of 20 reach 120, at 9.3k-23.3k env steps (median 13.6k).
-    P(fewer than 2 of 4 pass) = 0.17%. At the end of the whole budget the same seeds ended at (sorted)
-    126, 141, 148, 169, 199, 232, 272, 282, 299, 313, 320, 368, 469, 471, 472, 485, 486, 500, 500, 500.
+    Measured on seeds 101-120: 17 of 20 reach 300, at 23.3k-70.5k env steps (median 36.6k); seeds
+    111, 114 and 115 end the budget at 141.3, 169.3 and 147.6. P(fewer than 2 of 6 pass) = 0.37%.
+    The bar was 120 (2 of 4) when a run spent its whole budget; once runs stopped at the bar, all 20
+    reached 120 by 9.3k-23.3k steps (median 13.6k), too early to tell a slowed learner. At the end
+    of the whole budget the same seeds ended at (sorted) 126, 141, 148, 169, 199, 232, 272, 282,
+    299, 313, 320, 368, 469, 471, 472, 485, 486, 500, 500, 500.
     """
     ACTOR_CRITIC_CARTPOLE.check(tmp_path)
 
