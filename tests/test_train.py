@@ -10,6 +10,7 @@ import pytest
 
 from rlcamp.train import train
 from tests.helpers.cli import train_cli
+from tests.helpers.learning import stop_at
 
 
 def test_the_summary_names_the_algorithm_as_its_config_does(make_cfg, tmp_path):
@@ -67,16 +68,7 @@ def test_cli_run_directory_layout(tmp_path):
 def test_lightning_callbacks_can_monitor_the_return(make_cfg):
     """``rollout/ep_return_mean`` reaches ``trainer.callback_metrics`` every rollout, so Lightning's
     ``EarlyStopping(monitor=...)`` can end a run (here at a return a random policy already reaches)."""
-    stop = "+callbacks.stop"
-    cfg = make_cfg(
-        "total_env_steps=8192",
-        f"{stop}._target_=pytorch_lightning.callbacks.EarlyStopping",
-        f"{stop}.monitor=rollout/ep_return_mean",
-        f"{stop}.mode=max",
-        f"{stop}.stopping_threshold=15",
-        f"{stop}.check_on_train_epoch_end=true",
-    )
-    summary, module = train(cfg)
+    summary, module = train(make_cfg("total_env_steps=8192", *stop_at(15)))
     assert summary["env_steps"] < 8192 and summary["ep_return_mean"] >= 15
     assert summary["status"] == "stopped" and "trainer.should_stop" in summary["stop_reason"]
     assert float(module.trainer.callback_metrics["rollout/ep_return_mean"]) == pytest.approx(

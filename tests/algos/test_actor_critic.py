@@ -186,7 +186,8 @@ def test_q_weighted_actor_critic_learns_cartpole(tmp_path):
     within 100k steps: at least 2 of 6 seeds reach a 20-episode mean return >= 300 (random ≈ 22;
     the old one-joint-step default ended at 9-66 on seeds 101-104).
 
-    Measured on seeds 101-120: 17 of 20 reach 300, at 23.3k-70.5k env steps (median 36.6k); seeds
+    Measured on seeds 101-120: 17 of 20 reach 300, at env steps (sorted) 23.3k, 24.3k, 26.1k, 30.0k,
+    31.6k, 32.0k, 32.9k, 33.5k, 36.6k, 38.7k, 41.6k, 49.3k, 51.3k, 53.4k, 57.9k, 68.4k, 70.5k; seeds
     111, 114 and 115 end the budget at 141.3, 169.3 and 147.6. P(fewer than 2 of 6 pass) = 0.37%.
     The bar was 120 (2 of 4) when a run spent its whole budget; once runs stopped at the bar, all 20
     reached 120 by 9.3k-23.3k steps (median 13.6k), too early to tell a slowed learner. At the end
@@ -201,9 +202,10 @@ def test_advantage_weighted_actor_critic_solves_cartpole(tmp_path):
     """Its advantage form (``Ψ = Q_φ − Σ_a π Q_φ``, standardized) within 100k steps: at least 1 of 3
     seeds reaches a 20-episode mean return >= 475.
 
-    Measured on seeds 101-120: 20 of 20 reach 475, at 28.9k-66.7k env steps (median 50.0k).
-    P(none of 3 passes) = 0.05% (2 of 4 seeds: 0.17%, at about twice the runs). At the end of the
-    whole budget: 345 on one, 500 on 19.
+    Measured on seeds 101-120: 20 of 20 reach 475, at env steps (sorted) 28.9k, 41.0k, 41.6k, 42.2k,
+    42.8k, 43.0k, 43.6k, 45.8k, 47.9k, 49.8k, 50.3k, 50.8k, 51.6k, 52.6k, 54.3k, 55.0k, 56.3k,
+    58.2k, 64.5k, 66.7k. P(none of 3 passes) = 0.05% (2 of 4 seeds: 0.17%, at about twice the runs).
+    At the end of the whole budget: 345 on one, 500 on 19.
     """
     ACTOR_CRITIC_ADVANTAGE_CARTPOLE.check(tmp_path)
 

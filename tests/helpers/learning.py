@@ -38,6 +38,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from rlcamp.compare import RETURN as MONITORED
+
 
 def beta_binomial_pmf(x: int, n: int, alpha: float, beta: float) -> float:
     """``P(X = x)`` for ``X ~ BetaBinomial(n, α, β) = C(n, x) B(x + α, n − x + β) / B(α, β)``."""
@@ -67,9 +69,8 @@ def failure_probability(measured: Sequence[float], threshold: float, n: int, k: 
 
 
 RETURN_KEY = "ep_return_mean"
-"""The ``summary.json`` key a claim compares with its threshold: the last 20 episodes' mean return."""
-MONITORED = "rollout/ep_return_mean"
-"""The same statistic as a run logs it every rollout, which ``EarlyStopping`` monitors."""
+"""The ``summary.json`` key a claim compares with its threshold: the last 20 episodes' mean return,
+which a run logs every rollout as ``MONITORED`` (``rlcamp.compare.RETURN``), for ``EarlyStopping``."""
 
 
 def stop_at(threshold: float) -> tuple[str, ...]:
